@@ -1,0 +1,663 @@
+//! Configuration: `gateway.toml` and its validation.
+//!
+//! Loading is two-stage. [`raw`] mirrors the file with serde
+//! (`deny_unknown_fields`); [`Config::from_raw`] turns it into a validated,
+//! typed [`Config`] or refuses with an error that names the file and the
+//! offending key. A gateway that guards content must refuse to start on a
+//! config it does not understand, so nothing here guesses or falls back
+//! silently. Secrets (private keys) may come from files or from environment
+//! variables, read through a [`SecretSource`] so that tests never touch the
+//! process environment.
+
+mod raw;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use url::Url;
+
+use crate::content::{CourseKey, UsageKey};
+use crate::gate::{BlockFilter, LaunchGate};
+use crate::keys::{self, ToolKey};
+
+pub use raw::RawConfig;
+
+/// A config error, naming the file and the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}: `{}`: {}",
+                self.file.display(),
+                self.key,
+                self.message
+            )
+        }
+    }
+}
+
+/// Where secrets named by the config are read from.
+pub trait SecretSource {
+    /// The value of an environment variable, if set.
+    fn env(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProcessEnv;
+
+impl SecretSource for ProcessEnv {
+    fn env(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl SecretSource for HashMap<String, String> {
+    fn env(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// The file this was loaded from (or a label for inline configs).
+    pub source: PathBuf,
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub session: SessionConfig,
+    pub jwks: JwksConfig,
+    pub keys: Vec<ToolKey>,
+    pub platforms: Vec<PlatformConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Scheme, host and port that platforms and browsers use, without a path.
+    pub public_url: Url,
+    pub allow_http: bool,
+    pub tls: Option<TlsFiles>,
+    pub header_read_timeout: Duration,
+    pub tls_handshake_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+impl ServerConfig {
+    /// `https://host[:port]`, without a trailing slash.
+    pub fn public_origin(&self) -> String {
+        self.public_url.origin().ascii_serialization()
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    Embedded { path: PathBuf },
+    Redis { url: String, key_prefix: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub cookie_name: String,
+    pub lifetime_sec: u64,
+    /// When set, a grant lasts this long from its launch; otherwise as long as the session.
+    pub access_length_sec: Option<u64>,
+    pub login_state_ttl_sec: u64,
+    pub leeway_sec: u64,
+    pub partitioned_cookies: bool,
+    pub max_grants: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct JwksConfig {
+    pub cache_ttl: Duration,
+    pub min_refetch_interval: Duration,
+    pub fetch_timeout: Duration,
+}
+
+/// Where a platform's public keys come from.
+#[derive(Debug, Clone)]
+pub enum KeySetSource {
+    Url(Url),
+    /// A JWKS document kept in the config.
+    Inline(serde_json::Value),
+}
+
+/// One platform registration (the Open edX plugin's "LTI tool" fields).
+#[derive(Debug, Clone)]
+pub struct PlatformConfig {
+    pub title: String,
+    pub active: bool,
+    pub issuer: String,
+    pub client_id: String,
+    pub auth_login_url: Url,
+    pub auth_token_url: Url,
+    pub auth_audience: Option<String>,
+    pub key_set: KeySetSource,
+    /// The `kid` of the tool key used with this platform.
+    pub key: String,
+    pub deployment_ids: BTreeSet<String>,
+    pub org: Option<String>,
+    pub gate: Option<LaunchGate>,
+}
+
+// Defaults, documented in the README's configuration reference.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_EMBEDDED_PATH: &str = "data/ltigate.redb";
+pub const DEFAULT_KEY_PREFIX: &str = "ltigate:";
+pub const DEFAULT_COOKIE_NAME: &str = "ltigate_session";
+pub const DEFAULT_SESSION_LIFETIME_SEC: u64 = 8 * 3600;
+pub const DEFAULT_LOGIN_STATE_TTL_SEC: u64 = 600;
+pub const DEFAULT_LEEWAY_SEC: u64 = 60;
+pub const DEFAULT_MAX_GRANTS: usize = 64;
+pub const DEFAULT_JWKS_CACHE_TTL_SEC: u64 = 300;
+pub const DEFAULT_JWKS_MIN_REFETCH_SEC: u64 = 10;
+pub const DEFAULT_JWKS_FETCH_TIMEOUT_SEC: u64 = 5;
+pub const DEFAULT_HEADER_READ_TIMEOUT_SEC: u64 = 10;
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT_SEC: u64 = 10;
+pub const DEFAULT_SHUTDOWN_GRACE_SEC: u64 = 20;
+
+impl Config {
+    /// Reads and validates a config file, taking secrets from the process environment.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            key: String::new(),
+            message: format!("cannot read the config file: {e}"),
+        })?;
+        Self::parse(&text, path, &ProcessEnv)
+    }
+
+    /// Parses and validates config text. Relative paths are resolved against
+    /// the directory of `path`.
+    pub fn parse(text: &str, path: &Path, secrets: &dyn SecretSource) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            key: String::new(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        Self::from_raw(raw, path, secrets)
+    }
+
+    /// Validates a raw config.
+    pub fn from_raw(
+        raw: RawConfig,
+        path: &Path,
+        secrets: &dyn SecretSource,
+    ) -> Result<Self, ConfigError> {
+        let v = Validator {
+            file: path,
+            base: path.parent().unwrap_or(Path::new(".")),
+        };
+        let server = v.server(raw.server)?;
+        let store = v.store(raw.store.unwrap_or_default())?;
+        let session = v.session(raw.session.unwrap_or_default())?;
+        let jwks = v.jwks(raw.jwks.unwrap_or_default())?;
+        let keys = v.keys(raw.keys, secrets)?;
+        let platforms = v.platforms(raw.platforms, &keys, server.allow_http)?;
+        Ok(Self {
+            source: path.to_owned(),
+            server,
+            store,
+            session,
+            jwks,
+            keys,
+            platforms,
+        })
+    }
+}
+
+struct Validator<'a> {
+    file: &'a Path,
+    base: &'a Path,
+}
+
+impl Validator<'_> {
+    fn err(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.to_owned(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    fn resolve(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    fn positive(&self, key: &str, value: Option<u64>, default: u64) -> Result<u64, ConfigError> {
+        match value.unwrap_or(default) {
+            0 => Err(self.err(key, "must be greater than 0")),
+            v => Ok(v),
+        }
+    }
+
+    fn server(&self, raw: raw::Server) -> Result<ServerConfig, ConfigError> {
+        let listen = raw
+            .listen
+            .as_deref()
+            .unwrap_or(DEFAULT_LISTEN)
+            .parse()
+            .map_err(|_| self.err("server.listen", "must be an address like 127.0.0.1:8080"))?;
+        let allow_http = raw.allow_http.unwrap_or(false);
+        let public_url = Url::parse(&raw.public_url)
+            .map_err(|e| self.err("server.public_url", format!("is not a URL: {e}")))?;
+        match public_url.scheme() {
+            "https" => {}
+            "http" if allow_http => {}
+            "http" => {
+                return Err(self.err(
+                    "server.public_url",
+                    "must use https; set server.allow_http = true only for local development",
+                ));
+            }
+            _ => return Err(self.err("server.public_url", "must be an http(s) URL")),
+        }
+        if public_url.host_str().is_none()
+            || public_url.path() != "/"
+            || public_url.query().is_some()
+            || public_url.fragment().is_some()
+            || !public_url.username().is_empty()
+        {
+            return Err(self.err(
+                "server.public_url",
+                "must be a scheme and host only, like https://lti.example.com",
+            ));
+        }
+        let tls = match (raw.tls_cert, raw.tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                let tls = TlsFiles {
+                    cert: self.resolve(&cert),
+                    key: self.resolve(&key),
+                };
+                for (name, p) in [("server.tls_cert", &tls.cert), ("server.tls_key", &tls.key)] {
+                    if !p.is_file() {
+                        return Err(self.err(name, format!("file {} does not exist", p.display())));
+                    }
+                }
+                Some(tls)
+            }
+            (Some(_), None) => return Err(self.err("server.tls_key", "is required with tls_cert")),
+            (None, Some(_)) => return Err(self.err("server.tls_cert", "is required with tls_key")),
+        };
+        Ok(ServerConfig {
+            listen,
+            public_url,
+            allow_http,
+            tls,
+            header_read_timeout: Duration::from_secs(self.positive(
+                "server.header_read_timeout_sec",
+                raw.header_read_timeout_sec,
+                DEFAULT_HEADER_READ_TIMEOUT_SEC,
+            )?),
+            tls_handshake_timeout: Duration::from_secs(self.positive(
+                "server.tls_handshake_timeout_sec",
+                raw.tls_handshake_timeout_sec,
+                DEFAULT_TLS_HANDSHAKE_TIMEOUT_SEC,
+            )?),
+            shutdown_grace: Duration::from_secs(
+                raw.shutdown_grace_sec.unwrap_or(DEFAULT_SHUTDOWN_GRACE_SEC),
+            ),
+        })
+    }
+
+    fn store(&self, raw: raw::Store) -> Result<StoreConfig, ConfigError> {
+        match raw.kind.as_deref().unwrap_or("embedded") {
+            "embedded" => {
+                if raw.url.is_some() || raw.key_prefix.is_some() {
+                    return Err(self.err("store.url", "belongs to kind = \"redis\""));
+                }
+                Ok(StoreConfig::Embedded {
+                    path: self.resolve(raw.path.as_deref().unwrap_or(DEFAULT_EMBEDDED_PATH)),
+                })
+            }
+            "redis" => {
+                if raw.path.is_some() {
+                    return Err(self.err("store.path", "belongs to kind = \"embedded\""));
+                }
+                let url = raw
+                    .url
+                    .ok_or_else(|| self.err("store.url", "is required with kind = \"redis\""))?;
+                redis::Client::open(url.as_str())
+                    .map_err(|e| self.err("store.url", format!("is not a Redis URL: {e}")))?;
+                Ok(StoreConfig::Redis {
+                    url,
+                    key_prefix: raw
+                        .key_prefix
+                        .unwrap_or_else(|| DEFAULT_KEY_PREFIX.to_owned()),
+                })
+            }
+            other => Err(self.err(
+                "store.kind",
+                format!("is {other:?}; expected \"embedded\" or \"redis\""),
+            )),
+        }
+    }
+
+    fn session(&self, raw: raw::Session) -> Result<SessionConfig, ConfigError> {
+        let cookie_name = raw
+            .cookie_name
+            .unwrap_or_else(|| DEFAULT_COOKIE_NAME.to_owned());
+        if cookie_name.is_empty()
+            || !cookie_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            || cookie_name.starts_with("ltigate_state")
+        {
+            return Err(self.err(
+                "session.cookie_name",
+                "must be letters, digits, '_' or '-', and not start with ltigate_state",
+            ));
+        }
+        let lifetime_sec = self.positive(
+            "session.lifetime_sec",
+            raw.lifetime_sec,
+            DEFAULT_SESSION_LIFETIME_SEC,
+        )?;
+        let access_length_sec = match raw.access_length_sec {
+            Some(0) => return Err(self.err("session.access_length_sec", "must be greater than 0")),
+            v => v,
+        };
+        let max_grants = match raw.max_grants.unwrap_or(DEFAULT_MAX_GRANTS) {
+            0 => return Err(self.err("session.max_grants", "must be greater than 0")),
+            v => v,
+        };
+        Ok(SessionConfig {
+            cookie_name,
+            lifetime_sec,
+            access_length_sec,
+            login_state_ttl_sec: self.positive(
+                "session.login_state_ttl_sec",
+                raw.login_state_ttl_sec,
+                DEFAULT_LOGIN_STATE_TTL_SEC,
+            )?,
+            leeway_sec: raw.leeway_sec.unwrap_or(DEFAULT_LEEWAY_SEC),
+            partitioned_cookies: raw.partitioned_cookies.unwrap_or(true),
+            max_grants,
+        })
+    }
+
+    fn jwks(&self, raw: raw::Jwks) -> Result<JwksConfig, ConfigError> {
+        Ok(JwksConfig {
+            cache_ttl: Duration::from_secs(self.positive(
+                "jwks.cache_ttl_sec",
+                raw.cache_ttl_sec,
+                DEFAULT_JWKS_CACHE_TTL_SEC,
+            )?),
+            min_refetch_interval: Duration::from_secs(
+                raw.min_refetch_interval_sec
+                    .unwrap_or(DEFAULT_JWKS_MIN_REFETCH_SEC),
+            ),
+            fetch_timeout: Duration::from_secs(self.positive(
+                "jwks.fetch_timeout_sec",
+                raw.fetch_timeout_sec,
+                DEFAULT_JWKS_FETCH_TIMEOUT_SEC,
+            )?),
+        })
+    }
+
+    fn keys(
+        &self,
+        raw: Vec<raw::Key>,
+        secrets: &dyn SecretSource,
+    ) -> Result<Vec<ToolKey>, ConfigError> {
+        if raw.is_empty() {
+            return Err(self.err(
+                "keys",
+                "at least one [[keys]] entry is required (create one with `ltigate keygen`)",
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::with_capacity(raw.len());
+        for (i, k) in raw.into_iter().enumerate() {
+            let at = |field: &str| format!("keys[{i}].{field}");
+            if k.kid.is_empty() || !seen.insert(k.kid.clone()) {
+                return Err(self.err(at("kid"), "must be non-empty and unique"));
+            }
+            let pem = match (&k.private_key_file, &k.private_key_env) {
+                (Some(file), None) => {
+                    let path = self.resolve(file);
+                    if !path.exists() && k.generate_if_missing.unwrap_or(false) {
+                        write_generated_key(&path, &k.kid)
+                            .map_err(|e| self.err(at("private_key_file"), e))?;
+                    }
+                    std::fs::read(&path).map_err(|e| {
+                        self.err(
+                            at("private_key_file"),
+                            format!("cannot read {}: {e}", path.display()),
+                        )
+                    })?
+                }
+                (None, Some(var)) => secrets
+                    .env(var)
+                    .ok_or_else(|| {
+                        self.err(
+                            at("private_key_env"),
+                            format!("environment variable {var} is not set"),
+                        )
+                    })?
+                    .into_bytes(),
+                _ => {
+                    return Err(self.err(
+                        at("private_key_file"),
+                        "set exactly one of private_key_file and private_key_env",
+                    ));
+                }
+            };
+            if let Some(org) = &k.org {
+                check_org(org).map_err(|m| self.err(at("org"), m))?;
+            }
+            let key = ToolKey::from_pem(&k.kid, k.org.as_deref(), &pem)
+                .map_err(|e| self.err(at("private_key_file"), e.to_string()))?;
+            out.push(key);
+        }
+        Ok(out)
+    }
+
+    fn platforms(
+        &self,
+        raw: Vec<raw::Platform>,
+        keys: &[ToolKey],
+        allow_http: bool,
+    ) -> Result<Vec<PlatformConfig>, ConfigError> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::with_capacity(raw.len());
+        for (i, p) in raw.into_iter().enumerate() {
+            let at = |field: &str| format!("platforms[{i}].{field}");
+            if p.issuer.is_empty() {
+                return Err(self.err(at("issuer"), "must not be empty"));
+            }
+            if p.client_id.is_empty() {
+                return Err(self.err(at("client_id"), "must not be empty"));
+            }
+            if !seen.insert((p.issuer.clone(), p.client_id.clone())) {
+                return Err(self.err(
+                    at("client_id"),
+                    format!(
+                        "another platform already has issuer {:?} and client_id {:?}",
+                        p.issuer, p.client_id
+                    ),
+                ));
+            }
+            let url = |field: &str, value: &str| -> Result<Url, ConfigError> {
+                let u = Url::parse(value)
+                    .map_err(|e| self.err(at(field), format!("is not a URL: {e}")))?;
+                match u.scheme() {
+                    "https" => Ok(u),
+                    "http" if allow_http => Ok(u),
+                    _ => Err(self.err(
+                        at(field),
+                        "must be an https URL (http needs server.allow_http = true)",
+                    )),
+                }
+            };
+            let auth_login_url = url("auth_login_url", &p.auth_login_url)?;
+            let auth_token_url = url("auth_token_url", &p.auth_token_url)?;
+            let key_set = match (&p.key_set_url, &p.key_set) {
+                (Some(u), None) => KeySetSource::Url(url("key_set_url", u)?),
+                (None, Some(doc)) => {
+                    let doc: serde_json::Value = serde_json::from_str(doc)
+                        .map_err(|e| self.err(at("key_set"), format!("is not JSON: {e}")))?;
+                    if crate::jwks::KeySet::from_jwks(&doc).is_empty() {
+                        return Err(
+                            self.err(at("key_set"), "holds no usable RSA signing key with a kid")
+                        );
+                    }
+                    KeySetSource::Inline(doc)
+                }
+                _ => {
+                    return Err(self.err(
+                        at("key_set_url"),
+                        "set exactly one of key_set_url and key_set",
+                    ));
+                }
+            };
+            let Some(tool_key) = keys.iter().find(|k| k.kid() == p.key) else {
+                return Err(self.err(
+                    at("key"),
+                    format!("names kid {:?}, which no [[keys]] entry has", p.key),
+                ));
+            };
+            if let Some(org) = &p.org {
+                check_org(org).map_err(|m| self.err(at("org"), m))?;
+                if tool_key.org().is_some_and(|ko| ko != org) {
+                    return Err(self.err(at("key"), "belongs to another org than this platform"));
+                }
+            }
+            if p.deployment_ids.is_empty() || p.deployment_ids.iter().any(String::is_empty) {
+                return Err(self.err(
+                    at("deployment_ids"),
+                    "must list at least one non-empty deployment id",
+                ));
+            }
+            let gate = p.gate.map(|g| self.gate(g, &at("gate"))).transpose()?;
+            out.push(PlatformConfig {
+                title: p.title.unwrap_or_else(|| p.issuer.clone()),
+                active: p.active.unwrap_or(true),
+                issuer: p.issuer,
+                client_id: p.client_id,
+                auth_login_url,
+                auth_token_url,
+                auth_audience: p.auth_audience,
+                key_set,
+                key: p.key,
+                deployment_ids: p.deployment_ids.into_iter().collect(),
+                org: p.org,
+                gate,
+            });
+        }
+        Ok(out)
+    }
+
+    fn gate(&self, g: raw::Gate, at: &str) -> Result<LaunchGate, ConfigError> {
+        let allowed_keys = g
+            .allowed_keys
+            .iter()
+            .map(|k| {
+                UsageKey::parse(k)
+                    .map_err(|e| self.err(format!("{at}.allowed_keys"), format!("{k:?}: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        let allowed_courses = g
+            .allowed_courses
+            .iter()
+            .map(|k| {
+                CourseKey::parse(k)
+                    .map_err(|e| self.err(format!("{at}.allowed_courses"), format!("{k:?}: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        for org in &g.allowed_orgs {
+            check_org(org)
+                .map_err(|m| self.err(format!("{at}.allowed_orgs"), format!("{org:?}: {m}")))?;
+        }
+        let filter = |list: Vec<String>, key: String| -> Result<BlockFilter, ConfigError> {
+            if list
+                .iter()
+                .any(|t| t.is_empty() || t.contains(['+', '@', '/']))
+            {
+                return Err(self.err(key, "block types are names like \"problem\" or \"html\""));
+            }
+            Ok(BlockFilter::new(list))
+        };
+        let mut course_block_filter = BTreeMap::new();
+        for (course, list) in g.course_block_filter {
+            let key = format!("{at}.course_block_filter.{course}");
+            let c = CourseKey::parse(&course).map_err(|e| self.err(key.clone(), e.to_string()))?;
+            course_block_filter.insert(c, filter(list, key)?);
+        }
+        let mut org_block_filter = BTreeMap::new();
+        for (org, list) in g.org_block_filter {
+            let key = format!("{at}.org_block_filter.{org}");
+            check_org(&org).map_err(|m| self.err(key.clone(), m))?;
+            org_block_filter.insert(org, filter(list, key)?);
+        }
+        Ok(LaunchGate {
+            allowed_keys,
+            allowed_courses,
+            allowed_orgs: g.allowed_orgs.into_iter().collect(),
+            block_filter: g
+                .block_filter
+                .map(|l| filter(l, format!("{at}.block_filter")))
+                .transpose()?,
+            course_block_filter,
+            org_block_filter,
+        })
+    }
+}
+
+fn check_org(org: &str) -> Result<(), String> {
+    if !org.is_empty()
+        && org
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'~'))
+    {
+        Ok(())
+    } else {
+        Err("an org is letters, digits, '_', '-', '.' or '~'".to_owned())
+    }
+}
+
+/// Writes a fresh key pair for `generate_if_missing`, readable only by us.
+fn write_generated_key(path: &Path, kid: &str) -> Result<(), String> {
+    let generated = keys::generate(kid).map_err(|e| e.to_string())?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    crate::keygen::write_private(path, generated.private_pem.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    tracing::warn!(path = %path.display(), kid, "generated a new tool key because generate_if_missing is set");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

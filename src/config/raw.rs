@@ -1,0 +1,105 @@
+//! The config file exactly as written: serde structs, no validation.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub server: Server,
+    pub store: Option<Store>,
+    pub session: Option<Session>,
+    pub jwks: Option<Jwks>,
+    #[serde(default)]
+    pub keys: Vec<Key>,
+    #[serde(default)]
+    pub platforms: Vec<Platform>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub listen: Option<String>,
+    pub public_url: String,
+    pub allow_http: Option<bool>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    pub header_read_timeout_sec: Option<u64>,
+    pub tls_handshake_timeout_sec: Option<u64>,
+    pub shutdown_grace_sec: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Store {
+    pub kind: Option<String>,
+    pub path: Option<String>,
+    pub url: Option<String>,
+    pub key_prefix: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Session {
+    pub cookie_name: Option<String>,
+    pub lifetime_sec: Option<u64>,
+    pub access_length_sec: Option<u64>,
+    pub login_state_ttl_sec: Option<u64>,
+    pub leeway_sec: Option<u64>,
+    pub partitioned_cookies: Option<bool>,
+    pub max_grants: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Jwks {
+    pub cache_ttl_sec: Option<u64>,
+    pub min_refetch_interval_sec: Option<u64>,
+    pub fetch_timeout_sec: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Key {
+    pub kid: String,
+    pub private_key_file: Option<String>,
+    pub private_key_env: Option<String>,
+    pub generate_if_missing: Option<bool>,
+    pub org: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Platform {
+    pub title: Option<String>,
+    pub active: Option<bool>,
+    pub issuer: String,
+    pub client_id: String,
+    pub auth_login_url: String,
+    pub auth_token_url: String,
+    pub auth_audience: Option<String>,
+    pub key_set_url: Option<String>,
+    pub key_set: Option<String>,
+    pub key: String,
+    #[serde(default)]
+    pub deployment_ids: Vec<String>,
+    pub org: Option<String>,
+    pub gate: Option<Gate>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gate {
+    #[serde(default)]
+    pub allowed_keys: Vec<String>,
+    #[serde(default)]
+    pub allowed_courses: Vec<String>,
+    #[serde(default)]
+    pub allowed_orgs: Vec<String>,
+    pub block_filter: Option<Vec<String>>,
+    #[serde(default)]
+    pub course_block_filter: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub org_block_filter: BTreeMap<String, Vec<String>>,
+}

@@ -1,0 +1,153 @@
+//! Reading the browser's cookies and writing ours.
+//!
+//! ltigate's cookies must work inside a platform's iframe, so on HTTPS they are
+//! `Secure; HttpOnly; SameSite=None` and, when `session.partitioned_cookies` is
+//! on, `Partitioned` (CHIPS). Over plain HTTP (local development only) browsers
+//! refuse `SameSite=None`, so they fall back to `SameSite=Lax`. Cookie values
+//! are never logged.
+
+use cookie::time::Duration;
+use cookie::{Cookie, SameSite};
+use http::{HeaderMap, HeaderValue, header};
+
+use crate::lti::launch::BrowserCookies;
+
+/// At most this many cookies are read from one request.
+const MAX_COOKIES: usize = 64;
+
+/// The cookies a request carried (all `Cookie` headers; HTTP/2 splits them).
+#[derive(Debug, Default)]
+pub struct RequestCookies {
+    pairs: Vec<(String, String)>,
+}
+
+impl RequestCookies {
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let pairs = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(Cookie::split_parse)
+            .filter_map(Result::ok)
+            .take(MAX_COOKIES)
+            .map(|c| (c.name().to_owned(), c.value().to_owned()))
+            .collect();
+        Self { pairs }
+    }
+}
+
+impl BrowserCookies for RequestCookies {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// How ltigate's own cookies are written.
+#[derive(Debug, Clone, Copy)]
+pub struct CookiePolicy {
+    pub https: bool,
+    pub partitioned: bool,
+}
+
+impl CookiePolicy {
+    /// A `Set-Cookie` value.
+    pub fn set(&self, name: &str, value: &str, path: &str, max_age_sec: u64) -> HeaderValue {
+        let age = Duration::seconds(i64::try_from(max_age_sec).unwrap_or(i64::MAX));
+        self.render(
+            Cookie::build((name.to_owned(), value.to_owned())),
+            path,
+            age,
+        )
+    }
+
+    /// A `Set-Cookie` value that deletes the cookie.
+    pub fn clear(&self, name: &str, path: &str) -> HeaderValue {
+        self.render(
+            Cookie::build((name.to_owned(), String::new())),
+            path,
+            Duration::ZERO,
+        )
+    }
+
+    fn render(
+        &self,
+        builder: cookie::CookieBuilder<'static>,
+        path: &str,
+        age: Duration,
+    ) -> HeaderValue {
+        let builder = builder.path(path.to_owned()).http_only(true).max_age(age);
+        let builder = if self.https {
+            builder
+                .secure(true)
+                .same_site(SameSite::None)
+                .partitioned(self.partitioned)
+        } else {
+            builder.same_site(SameSite::Lax)
+        };
+        // Names and values are base64url or config-validated tokens.
+        HeaderValue::from_str(&builder.build().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("ltigate_invalid=; Max-Age=0"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_cookies_work_in_iframes() {
+        let p = CookiePolicy {
+            https: true,
+            partitioned: true,
+        };
+        let v = p.set("s", "v", "/", 60);
+        let v = v.to_str().expect("ascii");
+        for attr in [
+            "Secure",
+            "HttpOnly",
+            "SameSite=None",
+            "Partitioned",
+            "Path=/",
+            "Max-Age=60",
+        ] {
+            assert!(v.contains(attr), "{v} lacks {attr}");
+        }
+        let unpartitioned = CookiePolicy {
+            partitioned: false,
+            ..p
+        };
+        assert!(
+            !unpartitioned
+                .set("s", "v", "/", 1)
+                .to_str()
+                .expect("ascii")
+                .contains("Partitioned")
+        );
+    }
+
+    #[test]
+    fn http_cookies_fall_back_to_lax() {
+        let p = CookiePolicy {
+            https: false,
+            partitioned: true,
+        };
+        let v = p.clear("s", "/lti/1p3/");
+        let v = v.to_str().expect("ascii");
+        assert!(v.contains("SameSite=Lax") && v.contains("Max-Age=0") && !v.contains("Secure"));
+    }
+
+    #[test]
+    fn reads_every_cookie_header() {
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_static("a=1; b=2"));
+        h.append(header::COOKIE, HeaderValue::from_static("c=3"));
+        let c = RequestCookies::from_headers(&h);
+        assert_eq!(
+            (c.get("a"), c.get("c"), c.get("d")),
+            (Some("1"), Some("3"), None)
+        );
+    }
+}

@@ -1,0 +1,63 @@
+//! Reading parameters from a request: the query string, or a urlencoded form body.
+//!
+//! Bodies are read up to a fixed limit and refused past it; only
+//! `application/x-www-form-urlencoded` is accepted as a form.
+
+use bytes::Bytes;
+use http::{Request, header};
+use http_body_util::{BodyExt as _, Limited};
+
+use crate::BoxError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FormError {
+    #[error("the request body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("the request body is not application/x-www-form-urlencoded")]
+    NotAForm,
+    #[error("the request body could not be read")]
+    Unreadable,
+}
+
+/// Decoded `name=value` pairs of a query string.
+pub fn query_pairs<B>(req: &Request<B>) -> Vec<(String, String)> {
+    req.uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+/// Decoded pairs of a urlencoded form body, read up to `limit` bytes.
+pub async fn form_pairs<B>(
+    req: Request<B>,
+    limit: usize,
+) -> Result<Vec<(String, String)>, FormError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return Err(FormError::NotAForm);
+    }
+    let body = Limited::new(req.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                FormError::TooLarge(limit)
+            } else {
+                FormError::Unreadable
+            }
+        })?
+        .to_bytes();
+    Ok(form_urlencoded::parse(&body).into_owned().collect())
+}

@@ -1,0 +1,472 @@
+//! The launch (`POST /lti/1p3/launch/`): verify the id_token, then grant.
+//!
+//! Runs every check of the LTI 1.3 core and the 1EdTech Security Framework, in
+//! this order: the platform's own error, the form, the state cookie, the
+//! single-use login state, the JWT header (RS256 only, `kid` required), the
+//! signature against the registration's key set, `iss`, `aud`/`azp`,
+//! `exp`/`iat`/`nbf` with leeway, the nonce, the deployment, the version, the
+//! message type, the required claims, the target and the launch gate. Only
+//! after all of them pass is a session written. A rejected launch leaves no
+//! session and no grant behind; its login state is consumed all the same, so
+//! nothing can be retried with it.
+//!
+//! The nonce is single-use by construction: it lives only inside the login
+//! state, which is consumed atomically before the token is even looked at.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, Validation};
+use serde_json::{Map, Value};
+use subtle::ConstantTimeEq as _;
+
+use crate::app::AppState;
+use crate::gate::GateRefusal;
+use crate::jwks::JwksError;
+use crate::lti::claims;
+use crate::lti::target::{self, Target, TargetError};
+use crate::lti::{LoginState, state_cookie_name};
+use crate::registry::{LookupError, Registration};
+use crate::session::{LaunchContext, UserRef, is_token};
+use crate::store::{Namespace, StoreError};
+
+/// Why a launch was refused. Each variant names one failed check.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("the platform reported an error instead of a launch: {error}")]
+    PlatformError {
+        error: String,
+        description: Option<String>,
+    },
+    #[error("the launch has no {0} field")]
+    MissingField(&'static str),
+    #[error("the state cookie set at login did not come back with the launch")]
+    StateCookieMissing,
+    #[error("the login state is unknown, expired or already used")]
+    StateUnknown,
+    #[error("the platform registration of this login is no longer usable: {0}")]
+    Registration(LookupError),
+    #[error("the id_token is not a well-formed JWT")]
+    MalformedToken,
+    #[error("the id_token is signed with {0:?}; only RS256 is accepted")]
+    UnsupportedAlgorithm(String),
+    #[error("the id_token header has no kid")]
+    MissingKid,
+    #[error("the id_token's kid is not in the platform's key set")]
+    UnknownKid,
+    #[error("the platform's key set is unavailable: {0}")]
+    KeySetUnavailable(JwksError),
+    #[error("the id_token signature does not verify")]
+    BadSignature,
+    #[error("the id_token's iss is not this registration's issuer")]
+    WrongIssuer,
+    #[error("the id_token's aud does not contain this registration's client_id")]
+    WrongAudience,
+    #[error("the id_token has several audiences and no azp")]
+    MissingAzp,
+    #[error("the id_token's azp is not this registration's client_id")]
+    WrongAzp,
+    #[error("the id_token has no valid {0} time")]
+    MissingTime(&'static str),
+    #[error("the id_token has expired")]
+    Expired,
+    #[error("the id_token was issued in the future")]
+    IssuedInFuture,
+    #[error("the id_token is not valid yet (nbf)")]
+    NotYetValid,
+    #[error("the id_token's nonce is not the one issued at login")]
+    NonceMismatch,
+    #[error("the deployment_id is not registered for this platform")]
+    UnknownDeployment,
+    #[error("the LTI version claim is missing")]
+    MissingVersion,
+    #[error("the LTI version is {0:?}, not 1.3.0")]
+    WrongVersion(String),
+    #[error("the message_type claim is missing")]
+    MissingMessageType,
+    #[error("the message type {0:?} is not supported")]
+    UnsupportedMessageType(String),
+    #[error("the {0} claim is missing or empty")]
+    MissingClaim(&'static str),
+    #[error("deep linking is not supported yet")]
+    DeepLinkingNotSupported,
+    #[error(transparent)]
+    Target(TargetError),
+    #[error("the target link URI differs from the one given at login")]
+    TargetMismatch,
+    #[error(transparent)]
+    Gate(GateRefusal),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl LaunchError {
+    /// A stable, snake_case name for logs, pages and tests.
+    pub fn reason(&self) -> &'static str {
+        use LaunchError as E;
+        match self {
+            E::PlatformError { .. } => "platform_error",
+            E::MissingField(_) => "missing_field",
+            E::StateCookieMissing => "state_cookie_missing",
+            E::StateUnknown => "state_unknown",
+            E::Registration(_) => "registration_unusable",
+            E::MalformedToken => "malformed_token",
+            E::UnsupportedAlgorithm(_) => "unsupported_algorithm",
+            E::MissingKid => "missing_kid",
+            E::UnknownKid => "unknown_kid",
+            E::KeySetUnavailable(_) => "key_set_unavailable",
+            E::BadSignature => "bad_signature",
+            E::WrongIssuer => "wrong_issuer",
+            E::WrongAudience => "wrong_audience",
+            E::MissingAzp => "missing_azp",
+            E::WrongAzp => "wrong_azp",
+            E::MissingTime(_) => "missing_time",
+            E::Expired => "expired",
+            E::IssuedInFuture => "issued_in_future",
+            E::NotYetValid => "not_yet_valid",
+            E::NonceMismatch => "nonce_mismatch",
+            E::UnknownDeployment => "unknown_deployment",
+            E::MissingVersion => "missing_version",
+            E::WrongVersion(_) => "wrong_version",
+            E::MissingMessageType => "missing_message_type",
+            E::UnsupportedMessageType(_) => "unsupported_message_type",
+            E::MissingClaim(_) => "missing_claim",
+            E::DeepLinkingNotSupported => "deep_linking_not_supported",
+            E::Target(_) => "target_misconfigured",
+            E::TargetMismatch => "target_mismatch",
+            E::Gate(_) => "launch_gate",
+            E::Store(_) => "store_unavailable",
+        }
+    }
+}
+
+/// The launch form, as posted by the platform.
+#[derive(Debug, Default)]
+pub struct LaunchForm {
+    pub id_token: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+impl LaunchForm {
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut form = Self::default();
+        for (name, value) in pairs {
+            let slot = match name.as_str() {
+                "id_token" => &mut form.id_token,
+                "state" => &mut form.state,
+                "error" => &mut form.error,
+                "error_description" => &mut form.error_description,
+                _ => continue,
+            };
+            // First value wins; an empty value counts as absent.
+            if slot.is_none() && !value.is_empty() {
+                *slot = Some(value);
+            }
+        }
+        form
+    }
+}
+
+/// A launch that passed every check.
+#[derive(Debug)]
+pub struct Launched {
+    pub session_id: String,
+    pub location: String,
+    pub state: String,
+}
+
+/// What the browser brought along: its cookies, read by the HTTP layer.
+pub trait BrowserCookies {
+    fn get(&self, name: &str) -> Option<&str>;
+}
+
+/// Verifies a launch and, if it passes, records the grant.
+pub async fn launch(
+    app: &AppState,
+    form: LaunchForm,
+    cookies: &(dyn BrowserCookies + Sync),
+) -> Result<Launched, LaunchError> {
+    if let Some(error) = form.error {
+        return Err(LaunchError::PlatformError {
+            error,
+            description: form.error_description,
+        });
+    }
+    let state = form.state.ok_or(LaunchError::MissingField("state"))?;
+    let id_token = form.id_token.ok_or(LaunchError::MissingField("id_token"))?;
+    if !is_token(&state) {
+        return Err(LaunchError::StateUnknown);
+    }
+    // The cookie binds the state to the browser that started the login. Its
+    // absence is checked before the state is consumed, so a request from
+    // another browser cannot burn a victim's login.
+    match cookies.get(&state_cookie_name(&state)) {
+        Some(v) if bool::from(v.as_bytes().ct_eq(state.as_bytes())) => {}
+        _ => return Err(LaunchError::StateCookieMissing),
+    }
+    let login: LoginState = match app.store.take(Namespace::LoginState, &state).await? {
+        None => return Err(LaunchError::StateUnknown),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| LaunchError::Store(StoreError::Corrupt(e.to_string())))?,
+    };
+    let reg = app
+        .registry
+        .find(&login.issuer, Some(&login.client_id))
+        .map_err(LaunchError::Registration)?;
+
+    let claims = verify_token(app, &reg, &id_token).await?;
+    check_claims(app, &reg, &login, &claims)?;
+    let (user, content, context) = accept_message(app, &reg, &login, &claims)?;
+
+    let existing = cookies.get(&app.sessions.config().cookie_name);
+    let session_id = app
+        .sessions
+        .record_launch(existing, user, content.clone(), context)
+        .await?;
+    tracing::info!(
+        issuer = %reg.platform.issuer,
+        client_id = %reg.platform.client_id,
+        usage_key = %content.usage,
+        "launch accepted"
+    );
+    Ok(Launched {
+        session_id,
+        location: Target::Display(content).canonical_url(&app.config.server.public_origin()),
+        state,
+    })
+}
+
+/// Checks the JWT header, finds the key and verifies the signature.
+async fn verify_token(
+    app: &AppState,
+    reg: &Registration,
+    token: &str,
+) -> Result<Map<String, Value>, LaunchError> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(LaunchError::MalformedToken);
+    };
+    let header: Value = URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()
+        .and_then(|h| serde_json::from_slice(&h).ok())
+        .filter(Value::is_object)
+        .ok_or(LaunchError::MalformedToken)?;
+    match header.get("alg").and_then(Value::as_str) {
+        Some("RS256") => {}
+        Some(other) => return Err(LaunchError::UnsupportedAlgorithm(other.to_owned())),
+        None => return Err(LaunchError::UnsupportedAlgorithm("(none)".to_owned())),
+    }
+    let kid = header
+        .get("kid")
+        .and_then(Value::as_str)
+        .filter(|k| !k.is_empty())
+        .ok_or(LaunchError::MissingKid)?;
+    let key = reg
+        .platform_keys
+        .key(kid, &app.client)
+        .await
+        .map_err(|e| match e {
+            JwksError::UnknownKid(_) => LaunchError::UnknownKid,
+            other => LaunchError::KeySetUnavailable(other),
+        })?;
+
+    // Signature only: every claim is checked below against our own clock, so
+    // that each failure gets its own name.
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    let data = jsonwebtoken::decode::<Value>(token, &key, &validation).map_err(|e| {
+        use jsonwebtoken::errors::ErrorKind;
+        match e.kind() {
+            ErrorKind::InvalidSignature => LaunchError::BadSignature,
+            _ => LaunchError::MalformedToken,
+        }
+    })?;
+    match data.claims {
+        Value::Object(map) => Ok(map),
+        _ => Err(LaunchError::MalformedToken),
+    }
+}
+
+fn string<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    claims.get(name).and_then(Value::as_str)
+}
+
+/// A NumericDate claim, as whole seconds.
+fn time(claims: &Map<String, Value>, name: &'static str) -> Result<Option<u64>, LaunchError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .or_else(|| {
+                v.as_f64()
+                    .filter(|f| *f >= 0.0 && f.is_finite())
+                    .map(|f| f as u64)
+            })
+            .map(Some)
+            .ok_or(LaunchError::MissingTime(name)),
+    }
+}
+
+/// The registration-level checks: issuer, audience, time, nonce, deployment, version.
+fn check_claims(
+    app: &AppState,
+    reg: &Registration,
+    login: &LoginState,
+    claims: &Map<String, Value>,
+) -> Result<(), LaunchError> {
+    let platform = &reg.platform;
+    if string(claims, "iss") != Some(platform.issuer.as_str()) {
+        return Err(LaunchError::WrongIssuer);
+    }
+    let audiences: Vec<&str> = match claims.get("aud") {
+        Some(Value::String(a)) => vec![a.as_str()],
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    if !audiences.contains(&platform.client_id.as_str()) {
+        return Err(LaunchError::WrongAudience);
+    }
+    match string(claims, "azp") {
+        Some(azp) if azp != platform.client_id => return Err(LaunchError::WrongAzp),
+        None if audiences.len() > 1 => return Err(LaunchError::MissingAzp),
+        _ => {}
+    }
+
+    let now = app.clock.now();
+    let leeway = app.sessions.config().leeway_sec;
+    let exp = time(claims, "exp")?.ok_or(LaunchError::MissingTime("exp"))?;
+    let iat = time(claims, "iat")?.ok_or(LaunchError::MissingTime("iat"))?;
+    if now > exp.saturating_add(leeway) {
+        return Err(LaunchError::Expired);
+    }
+    if iat > now.saturating_add(leeway) {
+        return Err(LaunchError::IssuedInFuture);
+    }
+    if let Some(nbf) = time(claims, "nbf")? {
+        if nbf > now.saturating_add(leeway) {
+            return Err(LaunchError::NotYetValid);
+        }
+    }
+
+    let nonce = string(claims, "nonce").unwrap_or_default();
+    if !bool::from(nonce.as_bytes().ct_eq(login.nonce.as_bytes())) {
+        return Err(LaunchError::NonceMismatch);
+    }
+
+    let deployment = string(claims, claims::DEPLOYMENT_ID)
+        .filter(|d| !d.is_empty())
+        .ok_or(LaunchError::MissingClaim("deployment_id"))?;
+    if !platform.deployment_ids.contains(deployment) {
+        return Err(LaunchError::UnknownDeployment);
+    }
+
+    match claims.get(claims::VERSION) {
+        None => return Err(LaunchError::MissingVersion),
+        Some(Value::String(v)) if v == claims::LTI_VERSION => {}
+        Some(other) => {
+            return Err(LaunchError::WrongVersion(
+                other
+                    .as_str()
+                    .map_or_else(|| other.to_string(), str::to_owned),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The message-level checks, producing what the session records.
+fn accept_message(
+    app: &AppState,
+    reg: &Registration,
+    login: &LoginState,
+    claims: &Map<String, Value>,
+) -> Result<(UserRef, crate::content::ContentPath, LaunchContext), LaunchError> {
+    let message_type = string(claims, claims::MESSAGE_TYPE)
+        .filter(|m| !m.is_empty())
+        .ok_or(LaunchError::MissingMessageType)?;
+    let sub = string(claims, "sub")
+        .filter(|s| !s.is_empty())
+        .ok_or(LaunchError::MissingClaim("sub"))?;
+    let roles: Vec<String> = match claims.get(claims::ROLES) {
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|r| r.as_str().map(str::to_owned))
+            .collect::<Option<_>>()
+            .ok_or(LaunchError::MissingClaim("roles"))?,
+        _ => return Err(LaunchError::MissingClaim("roles")),
+    };
+
+    match message_type {
+        claims::RESOURCE_LINK_REQUEST => {}
+        claims::DEEP_LINKING_REQUEST => {
+            let settings = claims
+                .get(claims::DEEP_LINKING_SETTINGS)
+                .ok_or(LaunchError::MissingClaim("deep_linking_settings"))?;
+            settings
+                .get("deep_link_return_url")
+                .and_then(Value::as_str)
+                .filter(|u| !u.is_empty())
+                .ok_or(LaunchError::MissingClaim("deep_link_return_url"))?;
+            return Err(LaunchError::DeepLinkingNotSupported);
+        }
+        other => return Err(LaunchError::UnsupportedMessageType(other.to_owned())),
+    }
+
+    let resource_link = claims.get(claims::RESOURCE_LINK);
+    resource_link
+        .and_then(|r| r.get("id"))
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty())
+        .ok_or(LaunchError::MissingClaim("resource_link.id"))?;
+    let raw_target = string(claims, claims::TARGET_LINK_URI)
+        .filter(|t| !t.is_empty())
+        .ok_or(LaunchError::MissingClaim("target_link_uri"))?;
+    let public = &app.config.server.public_url;
+    let target = target::parse(raw_target, public).map_err(LaunchError::Target)?;
+    let content = match target {
+        Target::Display(content) => content,
+        Target::DeepLinkingEndpoint => {
+            return Err(LaunchError::Target(TargetError::Endpoint("launch")));
+        }
+    };
+    if Target::Display(content.clone()).canonical_url(&app.config.server.public_origin())
+        != login.target
+    {
+        return Err(LaunchError::TargetMismatch);
+    }
+    crate::gate::check(reg.platform.gate.as_ref(), &content.usage).map_err(LaunchError::Gate)?;
+
+    let text = |name: &str| {
+        string(claims, name)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let context = LaunchContext {
+        deployment_id: string(claims, claims::DEPLOYMENT_ID)
+            .unwrap_or_default()
+            .to_owned(),
+        message_type: message_type.to_owned(),
+        name: text("name"),
+        given_name: text("given_name"),
+        family_name: text("family_name"),
+        email: text("email"),
+        locale: text("locale"),
+        roles,
+        context: claims.get(claims::CONTEXT).cloned(),
+        resource_link: resource_link.cloned(),
+        ags_endpoint: claims.get(claims::AGS_ENDPOINT).cloned(),
+    };
+    let user = UserRef {
+        issuer: reg.platform.issuer.clone(),
+        client_id: reg.platform.client_id.clone(),
+        sub: sub.to_owned(),
+    };
+    Ok((user, content, context))
+}

@@ -1,0 +1,162 @@
+//! The `ltigate` binary: parse the command line, set up logging, run.
+//!
+//! Exit codes: 0 on a clean stop, 64 on a bad config or usage, 1 on any
+//! other start-up failure.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+const EX_CONFIG: u8 = 64;
+
+#[derive(Parser)]
+#[command(
+    name = "ltigate",
+    version,
+    about = "An LTI 1.3 gateway in front of Open edX"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// The config file (for `serve`, the default command).
+    #[arg(
+        long,
+        global = true,
+        env = "LTIGATE_CONFIG",
+        default_value = "gateway.toml"
+    )]
+    config: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the gateway (the default).
+    Serve,
+    /// Validate the config and print what a platform must be given.
+    Check,
+    /// Write a new RSA-2048 tool key pair and print its [[keys]] entry.
+    Keygen {
+        /// Directory for the key files.
+        #[arg(long)]
+        out: PathBuf,
+        /// Key id.
+        #[arg(long, default_value = "ltigate-1")]
+        kid: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Keygen { out, kid } => match ltigate::keygen::run(&out, &kid) {
+            Ok(done) => {
+                print!("{}", done.instructions);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ltigate keygen: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Check => match ltigate::Config::load(&cli.config) {
+            Ok(config) => {
+                print!("{}", ltigate::check::report(&config));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ltigate: invalid configuration: {e}");
+                ExitCode::from(EX_CONFIG)
+            }
+        },
+        Command::Serve => serve(&cli.config),
+    }
+}
+
+fn serve(path: &std::path::Path) -> ExitCode {
+    let config = match ltigate::Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ltigate: invalid configuration: {e}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ltigate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match run(config).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ltigate: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn run(config: ltigate::Config) -> anyhow::Result<()> {
+    let public = config.server.public_origin();
+    let app = ltigate::AppState::build(config, Arc::new(ltigate::SystemClock))?;
+    if let Err(e) = app.store.ping().await {
+        tracing::warn!(error = %e, "the store is not reachable yet; requests get 503 until it is");
+    }
+    if app.registry.is_empty() {
+        tracing::warn!("no [[platforms]] are configured: every login will be refused");
+    }
+    let running = ltigate::start(app).await?;
+    tracing::info!(addr = %running.local_addr(), public_url = %public, "ltigate listening");
+    let stop = running.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("stop signal received");
+        stop.cancel();
+    });
+    running.wait().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn init_tracing() {
+    let filter = EnvFilter::try_from_env("LTIGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("LTIGATE_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,100 @@
+//! Platform registrations, looked up by (`iss`, `client_id`).
+//!
+//! Canvas uses one issuer for every tenant, so a registration is identified by
+//! the pair. When a login omits `client_id` and several active registrations
+//! share the issuer, the lookup is ambiguous and says so instead of guessing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::config::{JwksConfig, KeySetSource, PlatformConfig};
+use crate::jwks::PlatformKeys;
+use crate::keys::{ToolKey, ToolKeys};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    #[error("no platform is registered with this issuer and client_id")]
+    Unknown,
+    #[error("several platforms share this issuer; the login must send client_id")]
+    Ambiguous,
+    #[error("the platform registration is not active")]
+    Inactive,
+}
+
+/// One registration with its resolved keys.
+pub struct Registration {
+    pub platform: PlatformConfig,
+    pub platform_keys: Arc<PlatformKeys>,
+    pub tool_key: Arc<ToolKey>,
+}
+
+pub struct Registry {
+    by_pair: HashMap<(String, String), Arc<Registration>>,
+    by_issuer: HashMap<String, Vec<Arc<Registration>>>,
+}
+
+impl Registry {
+    /// Builds the registry. Registrations that share a key set URL share its cache.
+    pub fn new(platforms: &[PlatformConfig], tool_keys: &ToolKeys, jwks: &JwksConfig) -> Self {
+        let mut shared: HashMap<String, Arc<PlatformKeys>> = HashMap::new();
+        let mut by_pair = HashMap::new();
+        let mut by_issuer: HashMap<String, Vec<Arc<Registration>>> = HashMap::new();
+        for p in platforms {
+            let platform_keys = match &p.key_set {
+                KeySetSource::Url(url) => shared
+                    .entry(url.to_string())
+                    .or_insert_with(|| Arc::new(PlatformKeys::new(&p.key_set, jwks)))
+                    .clone(),
+                KeySetSource::Inline(_) => Arc::new(PlatformKeys::new(&p.key_set, jwks)),
+            };
+            let Some(tool_key) = tool_keys.get(&p.key).cloned() else {
+                // Config validation guarantees the kid exists.
+                continue;
+            };
+            let reg = Arc::new(Registration {
+                platform: p.clone(),
+                platform_keys,
+                tool_key,
+            });
+            by_pair.insert((p.issuer.clone(), p.client_id.clone()), reg.clone());
+            by_issuer.entry(p.issuer.clone()).or_default().push(reg);
+        }
+        Self { by_pair, by_issuer }
+    }
+
+    /// Finds the active registration for a login.
+    pub fn find(
+        &self,
+        issuer: &str,
+        client_id: Option<&str>,
+    ) -> Result<Arc<Registration>, LookupError> {
+        let reg = match client_id {
+            Some(cid) => self
+                .by_pair
+                .get(&(issuer.to_owned(), cid.to_owned()))
+                .cloned()
+                .ok_or(LookupError::Unknown)?,
+            None => {
+                let all = self.by_issuer.get(issuer).ok_or(LookupError::Unknown)?;
+                let mut active = all.iter().filter(|r| r.platform.active);
+                match (active.next(), active.next()) {
+                    (Some(one), None) => one.clone(),
+                    (Some(_), Some(_)) => return Err(LookupError::Ambiguous),
+                    (None, _) => return Err(LookupError::Inactive),
+                }
+            }
+        };
+        if !reg.platform.active {
+            return Err(LookupError::Inactive);
+        }
+        Ok(reg)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_pair.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Registration>> {
+        self.by_pair.values()
+    }
+}

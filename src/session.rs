@@ -1,0 +1,305 @@
+//! Gateway sessions and the grants they hold.
+//!
+//! Owns the session record, the grant model (a launched content path with its
+//! own expiry and launch context) and the one decision this issue needs from
+//! them: does this browser hold a live grant for this content path? A session
+//! is created or extended only by a successful launch; nothing else mints one.
+//! Session ids are 256 random bits; a client-supplied id is never adopted, only
+//! looked up.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore as _;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::{Clock, UnixTime};
+use crate::config::SessionConfig;
+use crate::content::ContentPath;
+use crate::store::{Namespace, Store, StoreError};
+
+/// A fresh unguessable token: 256 bits from the OS-seeded CSPRNG, base64url.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// True if `s` has the shape of a token from [`random_token`]. Anything else
+/// is dropped before it reaches the store.
+pub fn is_token(s: &str) -> bool {
+    s.len() == 43
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Who a session belongs to: one LTI user of one registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRef {
+    pub issuer: String,
+    pub client_id: String,
+    pub sub: String,
+}
+
+/// What the platform told us at launch, kept for the upstream assertion and
+/// for grade passback.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LaunchContext {
+    pub deployment_id: String,
+    pub message_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    pub roles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_link: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ags_endpoint: Option<serde_json::Value>,
+}
+
+/// Access to one launched content path.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grant {
+    pub content: ContentPath,
+    pub granted_at: UnixTime,
+    /// `None`: the grant lasts as long as the session.
+    pub expires_at: Option<UnixTime>,
+    pub launch: LaunchContext,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub user: UserRef,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+    pub grants: Vec<Grant>,
+}
+
+impl Session {
+    /// When `grant` stops giving access: its own expiry, capped by the session's.
+    pub fn grant_expiry(&self, grant: &Grant) -> UnixTime {
+        grant
+            .expires_at
+            .map_or(self.expires_at, |g| g.min(self.expires_at))
+    }
+
+    /// Adds (or renews) a grant, dropping expired ones and, past `max`, the oldest.
+    fn add_grant(&mut self, grant: Grant, now: UnixTime, max: usize) {
+        self.grants.retain(|g| g.content != grant.content);
+        let expires = self.expires_at;
+        self.grants
+            .retain(|g| g.expires_at.map_or(expires, |e| e.min(expires)) > now);
+        self.grants.push(grant);
+        if self.grants.len() > max {
+            let excess = self.grants.len() - max;
+            self.grants.drain(..excess);
+        }
+    }
+}
+
+/// Why the display path was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DisplayError {
+    #[error("no session cookie")]
+    NoSession,
+    #[error("the session is unknown or has expired")]
+    SessionExpired,
+    #[error("the session holds no grant for this content")]
+    NotGranted,
+    #[error("the grant for this content has expired")]
+    GrantExpired,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Session operations over the store.
+pub struct Sessions {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: SessionConfig,
+}
+
+impl Sessions {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: SessionConfig) -> Self {
+        Self {
+            store,
+            clock,
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// Records a successful launch: extends the browser's session if it is
+    /// live and belongs to the same user, otherwise starts a new one. Returns
+    /// the session id to put in the cookie.
+    pub async fn record_launch(
+        &self,
+        existing: Option<&str>,
+        user: UserRef,
+        content: ContentPath,
+        launch: LaunchContext,
+    ) -> Result<String, StoreError> {
+        let now = self.clock.now();
+        let session_expires = now + self.config.lifetime_sec;
+        let grant = Grant {
+            content,
+            granted_at: now,
+            expires_at: self.config.access_length_sec.map(|a| now + a),
+            launch,
+        };
+        if let Some(id) = existing.filter(|id| is_token(id)) {
+            let (user, grant) = (user.clone(), grant.clone());
+            let max = self.config.max_grants;
+            let extended = self
+                .store
+                .update(
+                    Namespace::Session,
+                    id,
+                    Arc::new(move |current| {
+                        let mut session: Session = serde_json::from_slice(current?).ok()?;
+                        if session.user != user {
+                            return None;
+                        }
+                        session.expires_at = session_expires;
+                        session.add_grant(grant.clone(), now, max);
+                        Some((serde_json::to_vec(&session).ok()?, session_expires))
+                    }),
+                )
+                .await?;
+            if extended {
+                return Ok(id.to_owned());
+            }
+        }
+        let id = random_token();
+        let session = Session {
+            user,
+            created_at: now,
+            expires_at: session_expires,
+            grants: vec![grant],
+        };
+        let bytes = serde_json::to_vec(&session).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.store
+            .put(Namespace::Session, &id, bytes, session_expires)
+            .await?;
+        Ok(id)
+    }
+
+    /// The live session under `id`.
+    pub async fn load(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        if !is_token(id) {
+            return Ok(None);
+        }
+        match self.store.get(Namespace::Session, id).await? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(e.to_string())),
+        }
+    }
+
+    /// Checks that the session under `id` holds a live grant for `content`.
+    pub async fn check_grant(
+        &self,
+        id: Option<&str>,
+        content: &ContentPath,
+    ) -> Result<(Session, usize), DisplayError> {
+        let id = id.ok_or(DisplayError::NoSession)?;
+        let session = self.load(id).await?.ok_or(DisplayError::SessionExpired)?;
+        let now = self.clock.now();
+        let index = session
+            .grants
+            .iter()
+            .position(|g| &g.content == content)
+            .ok_or(DisplayError::NotGranted)?;
+        if session.grant_expiry(&session.grants[index]) <= now {
+            return Err(DisplayError::GrantExpired);
+        }
+        Ok((session, index))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::content::{CourseKey, UsageKey};
+
+    fn content(block: &str) -> ContentPath {
+        let usage =
+            UsageKey::parse(&format!("block-v1:O+C+R+type@html+block@{block}")).expect("usage");
+        ContentPath::new(CourseKey::parse("course-v1:O+C+R").expect("course"), usage).expect("path")
+    }
+
+    fn grant(block: &str, expires_at: Option<UnixTime>) -> Grant {
+        Grant {
+            content: content(block),
+            granted_at: 0,
+            expires_at,
+            launch: LaunchContext {
+                deployment_id: "d".into(),
+                message_type: "LtiResourceLinkRequest".into(),
+                name: None,
+                given_name: None,
+                family_name: None,
+                email: None,
+                locale: None,
+                roles: vec![],
+                context: None,
+                resource_link: None,
+                ags_endpoint: None,
+            },
+        }
+    }
+
+    #[test]
+    fn tokens_are_random_and_well_formed() {
+        let a = random_token();
+        assert!(is_token(&a));
+        assert_ne!(a, random_token());
+        assert!(!is_token("short"));
+        assert!(!is_token(&format!("{}=", &a[..42])));
+    }
+
+    #[test]
+    fn grants_are_renewed_pruned_and_capped() {
+        let mut s = Session {
+            user: UserRef {
+                issuer: "i".into(),
+                client_id: "c".into(),
+                sub: "s".into(),
+            },
+            created_at: 0,
+            expires_at: 1000,
+            grants: vec![grant("old", Some(50)), grant("a", None)],
+        };
+        s.add_grant(grant("a", Some(500)), 100, 2);
+        assert_eq!(
+            s.grants.len(),
+            1,
+            "expired grant dropped, renewed grant replaced"
+        );
+        assert_eq!(s.grants[0].expires_at, Some(500));
+        s.add_grant(grant("b", None), 100, 2);
+        s.add_grant(grant("c", None), 100, 2);
+        let names: Vec<_> = s
+            .grants
+            .iter()
+            .map(|g| g.content.usage.to_string())
+            .collect();
+        assert_eq!(names.len(), 2);
+        assert!(names[0].ends_with("@b") && names[1].ends_with("@c"));
+        assert_eq!(s.grant_expiry(&s.grants[0]), 1000);
+    }
+}

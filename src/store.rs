@@ -1,0 +1,124 @@
+//! Shared state: login state, sessions and grants, on an embedded database or Redis.
+//!
+//! Owns the [`Store`] trait and its two backends, [`embedded`] (redb, the
+//! default, survives restarts) and [`redis`] (shared by any number of gateway
+//! replicas). Both backends keep the same semantics, pinned by one test suite:
+//! every value has an absolute expiry that is checked on read against the
+//! gateway's clock; `take` is an atomic get-and-delete, so a single-use value
+//! can be consumed once only; `update` is an atomic read-modify-write.
+//!
+//! This module never decides access. When a backend cannot answer, it returns
+//! [`StoreError::Unavailable`] and callers fail closed.
+
+pub mod embedded;
+pub mod redis;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::clock::{Clock, UnixTime};
+use crate::config::StoreConfig;
+
+/// What a key belongs to. Each namespace is a separate key space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Namespace {
+    /// OIDC login state (`state` → nonce, target, registration). Single-use.
+    LoginState,
+    /// Gateway sessions and their grants.
+    Session,
+}
+
+impl Namespace {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Namespace::LoginState => "state",
+            Namespace::Session => "session",
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("a stored value is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// The function an atomic `update` applies. It sees the current value (`None`
+/// when absent or expired) and returns the new value with its expiry, or
+/// `None` to leave the key untouched. It may run more than once.
+pub type UpdateFn = Arc<dyn Fn(Option<&[u8]>) -> Option<(Vec<u8>, UnixTime)> + Send + Sync>;
+
+/// A key-value store with per-key expiry.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The live value under `key`.
+    async fn get(&self, ns: Namespace, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Writes `value`, replacing any previous one.
+    async fn put(
+        &self,
+        ns: Namespace,
+        key: &str,
+        value: Vec<u8>,
+        expires_at: UnixTime,
+    ) -> Result<(), StoreError>;
+    /// Writes `value` only if no live value exists. True when written.
+    async fn put_new(
+        &self,
+        ns: Namespace,
+        key: &str,
+        value: Vec<u8>,
+        expires_at: UnixTime,
+    ) -> Result<bool, StoreError>;
+    /// Atomically reads and deletes. Of two concurrent callers, one at most gets the value.
+    async fn take(&self, ns: Namespace, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn delete(&self, ns: Namespace, key: &str) -> Result<(), StoreError>;
+    /// Atomically applies `f` to the value. True when a new value was written.
+    async fn update(&self, ns: Namespace, key: &str, f: UpdateFn) -> Result<bool, StoreError>;
+    /// How many live values the namespace holds (for operators and tests; O(n)).
+    async fn count(&self, ns: Namespace) -> Result<usize, StoreError>;
+    /// Checks that the backend answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Opens the configured backend.
+pub fn open(config: &StoreConfig, clock: Arc<dyn Clock>) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match config {
+        StoreConfig::Embedded { path } => Arc::new(embedded::EmbeddedStore::open(path, clock)?),
+        StoreConfig::Redis { url, key_prefix } => {
+            Arc::new(redis::RedisStore::open(url, key_prefix, clock)?)
+        }
+    })
+}
+
+/// Stored form of a value: its absolute expiry (8 bytes, big-endian) then the value.
+fn encode_entry(expires_at: UnixTime, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + value.len());
+    out.extend_from_slice(&expires_at.to_be_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
+/// The value of a stored entry if it is still live at `now`.
+fn live_value(entry: &[u8], now: UnixTime) -> Result<Option<&[u8]>, StoreError> {
+    let (head, value) = entry
+        .split_first_chunk::<8>()
+        .ok_or_else(|| StoreError::Corrupt("entry shorter than its header".to_owned()))?;
+    let expires_at = u64::from_be_bytes(*head);
+    Ok((now < expires_at).then_some(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_expire() {
+        let e = encode_entry(100, b"v");
+        assert_eq!(live_value(&e, 99).expect("ok"), Some(&b"v"[..]));
+        assert_eq!(live_value(&e, 100).expect("ok"), None);
+        assert!(live_value(b"short", 0).is_err());
+    }
+}

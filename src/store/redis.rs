@@ -1,0 +1,220 @@
+//! The Redis store, shared by any number of gateway replicas.
+//!
+//! Uses a reconnecting [`ConnectionManager`]: when Redis goes away, calls fail
+//! fast with [`StoreError::Unavailable`] and the gateway answers 503; when it
+//! comes back, the manager reconnects and service resumes by itself. Every key
+//! carries a Redis TTL. Single-use values are consumed with `GETDEL`, and
+//! `update` is a compare-and-set script retried on conflict, so no replica can
+//! win a race it should lose.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::{Namespace, Store, StoreError, UpdateFn, encode_entry, live_value};
+use crate::clock::{Clock, UnixTime};
+
+/// How many times `update` retries when another writer got there first.
+const MAX_CAS_ATTEMPTS: usize = 32;
+
+/// Sets KEYS[1] to ARGV[3] with TTL ARGV[4] ms if its current value is still
+/// the one the caller read: absent when ARGV[1] is "0", ARGV[2] when "1".
+const CAS_SCRIPT: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if ARGV[1] == '0' then
+  if cur then return 0 end
+elseif cur ~= ARGV[2] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+return 1
+";
+
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+    clock: Arc<dyn Clock>,
+    cas: redis::Script,
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl RedisStore {
+    /// Prepares a lazily connecting client. Must be called inside a tokio runtime.
+    pub fn open(url: &str, prefix: &str, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(200));
+        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
+        Ok(Self {
+            conn,
+            prefix: prefix.to_owned(),
+            clock,
+            cas: redis::Script::new(CAS_SCRIPT),
+        })
+    }
+
+    fn key(&self, ns: Namespace, key: &str) -> String {
+        format!("{}{}:{key}", self.prefix, ns.as_str())
+    }
+
+    /// Milliseconds until `expires_at`, at least 1.
+    fn ttl_ms(&self, expires_at: UnixTime) -> u64 {
+        expires_at.saturating_sub(self.clock.now()).max(1) * 1000
+    }
+
+    fn live(&self, raw: Option<Vec<u8>>) -> Result<Option<Vec<u8>>, StoreError> {
+        match raw {
+            None => Ok(None),
+            Some(entry) => Ok(live_value(&entry, self.clock.now())?.map(<[u8]>::to_vec)),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn get(&self, ns: Namespace, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let raw: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(self.key(ns, key))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        self.live(raw)
+    }
+
+    async fn put(
+        &self,
+        ns: Namespace,
+        key: &str,
+        value: Vec<u8>,
+        expires_at: UnixTime,
+    ) -> Result<(), StoreError> {
+        redis::cmd("SET")
+            .arg(self.key(ns, key))
+            .arg(encode_entry(expires_at, &value))
+            .arg("PX")
+            .arg(self.ttl_ms(expires_at))
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn put_new(
+        &self,
+        ns: Namespace,
+        key: &str,
+        value: Vec<u8>,
+        expires_at: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.key(ns, key))
+            .arg(encode_entry(expires_at, &value))
+            .arg("NX")
+            .arg("PX")
+            .arg(self.ttl_ms(expires_at))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(set.is_some())
+    }
+
+    async fn take(&self, ns: Namespace, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let raw: Option<Vec<u8>> = redis::cmd("GETDEL")
+            .arg(self.key(ns, key))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        self.live(raw)
+    }
+
+    async fn delete(&self, ns: Namespace, key: &str) -> Result<(), StoreError> {
+        redis::cmd("DEL")
+            .arg(self.key(ns, key))
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn update(&self, ns: Namespace, key: &str, f: UpdateFn) -> Result<bool, StoreError> {
+        let k = self.key(ns, key);
+        let mut conn = self.conn.clone();
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let raw: Option<Vec<u8>> = redis::cmd("GET")
+                .arg(&k)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            let live = match &raw {
+                Some(entry) => live_value(entry, self.clock.now())?,
+                None => None,
+            };
+            let Some((value, expires_at)) = f(live) else {
+                return Ok(false);
+            };
+            let mut call = self.cas.key(&k);
+            match &raw {
+                None => call.arg("0").arg(""),
+                Some(entry) => call.arg("1").arg(entry.as_slice()),
+            };
+            let written: i64 = call
+                .arg(encode_entry(expires_at, &value))
+                .arg(self.ttl_ms(expires_at))
+                .invoke_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            if written == 1 {
+                return Ok(true);
+            }
+        }
+        Err(StoreError::Unavailable(
+            "too much contention on one key".to_owned(),
+        ))
+    }
+
+    async fn count(&self, ns: Namespace) -> Result<usize, StoreError> {
+        let pattern = format!("{}*", self.key(ns, ""));
+        let mut conn = self.conn.clone();
+        let mut cursor: u64 = 0;
+        let mut n = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            for k in keys {
+                let raw: Option<Vec<u8>> = redis::cmd("GET")
+                    .arg(&k)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(unavailable)?;
+                if self.live(raw)?.is_some() {
+                    n += 1;
+                }
+            }
+            if next == 0 {
+                return Ok(n);
+            }
+            cursor = next;
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        redis::cmd("PING")
+            .query_async::<String>(&mut self.conn.clone())
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+}

@@ -333,8 +333,11 @@ impl Validator<'_> {
     fn store(&self, raw: raw::Store) -> Result<StoreConfig, ConfigError> {
         match raw.kind.as_deref().unwrap_or("embedded") {
             "embedded" => {
-                if raw.url.is_some() || raw.key_prefix.is_some() {
+                if raw.url.is_some() {
                     return Err(self.err("store.url", "belongs to kind = \"redis\""));
+                }
+                if raw.key_prefix.is_some() {
+                    return Err(self.err("store.key_prefix", "belongs to kind = \"redis\""));
                 }
                 Ok(StoreConfig::Embedded {
                     path: self.resolve(raw.path.as_deref().unwrap_or(DEFAULT_EMBEDDED_PATH)),
@@ -413,10 +416,12 @@ impl Validator<'_> {
                 raw.cache_ttl_sec,
                 DEFAULT_JWKS_CACHE_TTL_SEC,
             )?),
-            min_refetch_interval: Duration::from_secs(
-                raw.min_refetch_interval_sec
-                    .unwrap_or(DEFAULT_JWKS_MIN_REFETCH_SEC),
-            ),
+            // Zero would let every unknown kid trigger a fetch from the platform.
+            min_refetch_interval: Duration::from_secs(self.positive(
+                "jwks.min_refetch_interval_sec",
+                raw.min_refetch_interval_sec,
+                DEFAULT_JWKS_MIN_REFETCH_SEC,
+            )?),
             fetch_timeout: Duration::from_secs(self.positive(
                 "jwks.fetch_timeout_sec",
                 raw.fetch_timeout_sec,
@@ -442,6 +447,17 @@ impl Validator<'_> {
             let at = |field: &str| format!("keys[{i}].{field}");
             if k.kid.is_empty() || !seen.insert(k.kid.clone()) {
                 return Err(self.err(at("kid"), "must be non-empty and unique"));
+            }
+            let source_key = if k.private_key_env.is_some() {
+                "private_key_env"
+            } else {
+                "private_key_file"
+            };
+            if k.private_key_env.is_some() && k.generate_if_missing.is_some() {
+                return Err(self.err(
+                    at("generate_if_missing"),
+                    "works only with private_key_file",
+                ));
             }
             let pem = match (&k.private_key_file, &k.private_key_env) {
                 (Some(file), None) => {
@@ -477,7 +493,7 @@ impl Validator<'_> {
                 check_org(org).map_err(|m| self.err(at("org"), m))?;
             }
             let key = ToolKey::from_pem(&k.kid, k.org.as_deref(), &pem)
-                .map_err(|e| self.err(at("private_key_file"), e.to_string()))?;
+                .map_err(|e| self.err(at(source_key), e.to_string()))?;
             out.push(key);
         }
         Ok(out)
@@ -600,10 +616,14 @@ impl Validator<'_> {
                 .map_err(|m| self.err(format!("{at}.allowed_orgs"), format!("{org:?}: {m}")))?;
         }
         let filter = |list: Vec<String>, key: String| -> Result<BlockFilter, ConfigError> {
-            if list
-                .iter()
-                .any(|t| t.is_empty() || t.contains(['+', '@', '/']))
-            {
+            // The same characters a block type may have inside a usage key.
+            let bad = |t: &String| {
+                t.is_empty()
+                    || !t.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'~' | b'.' | b':')
+                    })
+            };
+            if list.iter().any(bad) {
                 return Err(self.err(key, "block types are names like \"problem\" or \"html\""));
             }
             Ok(BlockFilter::new(list))

@@ -98,7 +98,8 @@ struct UrlKeys {
     url: Url,
     config: JwksConfig,
     cached: Mutex<Option<Cached>>,
-    last_attempt: Mutex<Option<Instant>>,
+    /// When an unknown kid last caused a refetch (the rate-limited kind).
+    last_refetch: Mutex<Option<Instant>>,
     fetching: tokio::sync::Mutex<()>,
 }
 
@@ -110,7 +111,7 @@ impl PlatformKeys {
                 url: url.clone(),
                 config: config.clone(),
                 cached: Mutex::new(None),
-                last_attempt: Mutex::new(None),
+                last_refetch: Mutex::new(None),
                 fetching: tokio::sync::Mutex::new(()),
             }),
         };
@@ -135,7 +136,7 @@ impl UrlKeys {
             url,
             config,
             cached,
-            last_attempt,
+            last_refetch,
             fetching,
         } = self;
         let lookup = || -> (Option<Arc<DecodingKey>>, bool, bool) {
@@ -150,27 +151,30 @@ impl UrlKeys {
             }
         };
         let may_refetch = || {
-            let guard = last_attempt.lock().unwrap_or_else(|p| p.into_inner());
+            let guard = last_refetch.lock().unwrap_or_else(|p| p.into_inner());
             guard.is_none_or(|t| t.elapsed() >= config.min_refetch_interval)
         };
 
-        let (key, have_set, fresh) = lookup();
-        match (key, fresh) {
-            (Some(k), true) => return Ok(k),
+        let (key, _, fresh) = lookup();
+        match (&key, fresh) {
+            (Some(k), true) => return Ok(k.clone()),
             (None, true) if !may_refetch() => return Err(JwksError::UnknownKid(kid.to_owned())),
             _ => {}
         }
 
         // One fetch at a time per URL; whoever waited re-checks the cache.
         let _turn = fetching.lock().await;
-        let (key, _, fresh) = lookup();
+        let (key, have_set, fresh) = lookup();
         if let (Some(k), true) = (&key, fresh) {
             return Ok(k.clone());
         }
-        if have_set && key.is_none() && !may_refetch() {
-            return Err(JwksError::UnknownKid(kid.to_owned()));
+        if have_set && fresh {
+            // A fresh set without this kid: only an unknown-kid refetch, rate-limited.
+            if !may_refetch() {
+                return Err(JwksError::UnknownKid(kid.to_owned()));
+            }
+            *last_refetch.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         }
-        *last_attempt.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         match fetch(client, url, config.fetch_timeout).await {
             Ok(set) => {
                 let set = Arc::new(set);

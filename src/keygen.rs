@@ -43,6 +43,10 @@ pub fn run(out: &Path, kid: &str) -> Result<KeygenOutput, String> {
         return Err("the kid must be letters, digits, '-', '_' or '.'".to_owned());
     }
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    // Absolute, so the printed snippet works from a config in any directory.
+    let out = &out
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve {}: {e}", out.display()))?;
     let generated = keys::generate(kid).map_err(|e| e.to_string())?;
     let private_key = out.join(format!("{kid}.pem"));
     let public_key = out.join(format!("{kid}.pub.pem"));

@@ -71,7 +71,16 @@ pub trait Store: Send + Sync + 'static {
         key: &str,
         value: Vec<u8>,
         expires_at: UnixTime,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        // Through `update`, so that an expired value still stored counts as
+        // absent on every backend, exactly as `get` sees it.
+        self.update(
+            ns,
+            key,
+            Arc::new(move |current| current.is_none().then(|| (value.clone(), expires_at))),
+        )
+        .await
+    }
     /// Atomically reads and deletes. Of two concurrent callers, one at most gets the value.
     async fn take(&self, ns: Namespace, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     async fn delete(&self, ns: Namespace, key: &str) -> Result<(), StoreError>;

@@ -258,7 +258,7 @@ async fn verify_token(
     match header.get("alg").and_then(Value::as_str) {
         Some("RS256") => {}
         Some(other) => return Err(LaunchError::UnsupportedAlgorithm(other.to_owned())),
-        None => return Err(LaunchError::UnsupportedAlgorithm("(none)".to_owned())),
+        None => return Err(LaunchError::MalformedToken),
     }
     let kid = header
         .get("kid")
@@ -349,10 +349,8 @@ fn check_claims(
     if iat > now.saturating_add(leeway) {
         return Err(LaunchError::IssuedInFuture);
     }
-    if let Some(nbf) = time(claims, "nbf")? {
-        if nbf > now.saturating_add(leeway) {
-            return Err(LaunchError::NotYetValid);
-        }
+    if time(claims, "nbf")?.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+        return Err(LaunchError::NotYetValid);
     }
 
     let nonce = string(claims, "nonce").unwrap_or_default();

@@ -90,10 +90,12 @@ pub async fn login(app: &AppState, params: LoginParams) -> Result<LoginRedirect,
         .registry
         .find(&params.iss, params.client_id.as_deref())?;
     let platform = &reg.platform;
-    if let Some(d) = &params.deployment_id {
-        if !platform.deployment_ids.contains(d) {
-            return Err(LoginError::UnknownDeployment(d.clone()));
-        }
+    if let Some(d) = params
+        .deployment_id
+        .as_ref()
+        .filter(|d| !platform.deployment_ids.contains(*d))
+    {
+        return Err(LoginError::UnknownDeployment(d.clone()));
     }
     let public_url = &app.config.server.public_url;
     let target = target::parse(&params.target_link_uri, public_url)?;

@@ -130,31 +130,6 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn put_new(
-        &self,
-        ns: Namespace,
-        key: &str,
-        value: Vec<u8>,
-        expires_at: UnixTime,
-    ) -> Result<bool, StoreError> {
-        let k = full_key(ns, key);
-        self.blocking(move |db, now| {
-            Self::write(db, |t| {
-                let live = match t.get(k.as_str()).map_err(unavailable)? {
-                    Some(entry) => live_value(entry.value(), now)?.is_some(),
-                    None => false,
-                };
-                if live {
-                    return Ok(false);
-                }
-                t.insert(k.as_str(), encode_entry(expires_at, &value).as_slice())
-                    .map_err(unavailable)?;
-                Ok(true)
-            })
-        })
-        .await
-    }
-
     async fn take(&self, ns: Namespace, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let k = full_key(ns, key);
         self.blocking(move |db, now| {

@@ -106,25 +106,6 @@ impl Store for RedisStore {
             .map_err(unavailable)
     }
 
-    async fn put_new(
-        &self,
-        ns: Namespace,
-        key: &str,
-        value: Vec<u8>,
-        expires_at: UnixTime,
-    ) -> Result<bool, StoreError> {
-        let set: Option<String> = redis::cmd("SET")
-            .arg(self.key(ns, key))
-            .arg(encode_entry(expires_at, &value))
-            .arg("NX")
-            .arg("PX")
-            .arg(self.ttl_ms(expires_at))
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
-        Ok(set.is_some())
-    }
-
     async fn take(&self, ns: Namespace, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let raw: Option<Vec<u8>> = redis::cmd("GETDEL")
             .arg(self.key(ns, key))

@@ -17,6 +17,7 @@ use reqwest::redirect::Policy;
 use tokio::net::TcpListener;
 
 pub use platform::{AuthRequest, TestPlatform};
+#[allow(unused_imports)]
 pub use redis_server::RedisServer;
 
 pub const COURSE: &str = "course-v1:OrgX+CS101+2026";
@@ -38,7 +39,7 @@ pub struct Gateway {
 }
 
 /// How to build a gateway's config.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct GatewayOptions {
     /// `[store]` table body; default: embedded in the gateway's temp dir.
     pub store: Option<String>,
@@ -52,19 +53,6 @@ pub struct GatewayOptions {
     pub public_url: Option<String>,
     /// Reuse a directory (to restart on the same embedded store).
     pub dir: Option<Arc<tempfile::TempDir>>,
-}
-
-impl Default for GatewayOptions {
-    fn default() -> Self {
-        Self {
-            store: None,
-            session: String::new(),
-            platform_extra: String::new(),
-            extra: String::new(),
-            public_url: None,
-            dir: None,
-        }
-    }
 }
 
 /// A tool key generated once per test binary (RSA generation is slow).
@@ -277,6 +265,7 @@ impl LaunchResult {
 
 impl Browser {
     pub fn new() -> Self {
+        ltigate::install_crypto_provider();
         let jar = Arc::new(reqwest::cookie::Jar::default());
         let http = reqwest::Client::builder()
             .cookie_provider(jar.clone())

@@ -1,0 +1,858 @@
+//! One suite of store semantics, run against both backends: the embedded redb
+//! store (in a temp dir) and the Redis store (on a real `redis-server`).
+//!
+//! Every property is a generic `async fn` over a [`Backend`]; the `suite!`
+//! macro instantiates each one twice, once per backend. Time moves with a
+//! [`ManualClock`], never with sleeps. Backend-specific properties
+//! (persistence across reopen for redb, TTL on every key for Redis) follow the
+//! shared suite.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ltigate::store::embedded::EmbeddedStore;
+use ltigate::store::redis::RedisStore;
+use ltigate::store::{Namespace, Store, UpdateFn};
+use ltigate::{Clock, ManualClock};
+use support::RedisServer;
+use tokio::sync::Barrier;
+
+/// The Redis key prefix the suite uses.
+const PREFIX: &str = "test:";
+
+/// Keeps a backend's resources alive for the duration of a test.
+enum Guard {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Redis(RedisServer),
+}
+
+/// A store under test, its clock, and what keeps it running.
+struct Backend {
+    store: Arc<dyn Store>,
+    clock: Arc<ManualClock>,
+    guard: Guard,
+}
+
+impl Backend {
+    fn embedded() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new();
+        let store = EmbeddedStore::open(
+            &dir.path().join("store.redb"),
+            clock.clone() as Arc<dyn Clock>,
+        )
+        .expect("open embedded store");
+        Self {
+            store: Arc::new(store),
+            clock,
+            guard: Guard::Dir(dir),
+        }
+    }
+
+    fn redis() -> Self {
+        let redis = RedisServer::start();
+        let clock = ManualClock::new();
+        let store = RedisStore::open(&redis.url(), PREFIX, clock.clone() as Arc<dyn Clock>)
+            .expect("open redis store");
+        Self {
+            store: Arc::new(store),
+            clock,
+            guard: Guard::Redis(redis),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.now()
+    }
+}
+
+/// A counter stored as 8 big-endian bytes.
+fn counter(bytes: Option<&[u8]>) -> u64 {
+    bytes.map_or(0, |b| {
+        u64::from_be_bytes(b.try_into().expect("a counter is 8 bytes"))
+    })
+}
+
+// ---------------------------------------------------------------------------
+// The shared suite.
+// ---------------------------------------------------------------------------
+
+async fn put_get_delete_round_trip(b: &Backend) {
+    let s = &b.store;
+    let exp = b.now() + 600;
+    assert_eq!(s.get(Namespace::Session, "k").await.expect("get"), None);
+    s.put(Namespace::Session, "k", b"hello".to_vec(), exp)
+        .await
+        .expect("put");
+    assert_eq!(
+        s.get(Namespace::Session, "k").await.expect("get"),
+        Some(b"hello".to_vec())
+    );
+    // Reading does not consume.
+    assert_eq!(
+        s.get(Namespace::Session, "k").await.expect("get"),
+        Some(b"hello".to_vec())
+    );
+    // put replaces.
+    s.put(Namespace::Session, "k", b"world".to_vec(), exp)
+        .await
+        .expect("put again");
+    assert_eq!(
+        s.get(Namespace::Session, "k").await.expect("get"),
+        Some(b"world".to_vec())
+    );
+    // Empty and binary values survive intact.
+    s.put(Namespace::Session, "empty", Vec::new(), exp)
+        .await
+        .expect("put empty");
+    assert_eq!(
+        s.get(Namespace::Session, "empty").await.expect("get"),
+        Some(Vec::new())
+    );
+    let binary: Vec<u8> = (0..=255).collect();
+    s.put(Namespace::Session, "bin", binary.clone(), exp)
+        .await
+        .expect("put binary");
+    assert_eq!(
+        s.get(Namespace::Session, "bin").await.expect("get"),
+        Some(binary)
+    );
+    s.delete(Namespace::Session, "k").await.expect("delete");
+    assert_eq!(s.get(Namespace::Session, "k").await.expect("get"), None);
+    // Deleting what is not there is fine.
+    s.delete(Namespace::Session, "k")
+        .await
+        .expect("delete absent");
+    s.delete(Namespace::Session, "never-written")
+        .await
+        .expect("delete never written");
+    // Only the deleted key went.
+    assert_eq!(
+        s.get(Namespace::Session, "empty").await.expect("get"),
+        Some(Vec::new())
+    );
+}
+
+async fn namespaces_are_separate(b: &Backend) {
+    let s = &b.store;
+    let exp = b.now() + 600;
+    s.put(Namespace::LoginState, "same", b"state".to_vec(), exp)
+        .await
+        .expect("put state");
+    assert_eq!(
+        s.get(Namespace::Session, "same").await.expect("get"),
+        None,
+        "a login state is not a session"
+    );
+    s.put(Namespace::Session, "same", b"session".to_vec(), exp)
+        .await
+        .expect("put session");
+    assert_eq!(
+        s.get(Namespace::LoginState, "same").await.expect("get"),
+        Some(b"state".to_vec())
+    );
+    assert_eq!(
+        s.get(Namespace::Session, "same").await.expect("get"),
+        Some(b"session".to_vec())
+    );
+    // take and delete touch one namespace only.
+    assert_eq!(
+        s.take(Namespace::LoginState, "same").await.expect("take"),
+        Some(b"state".to_vec())
+    );
+    assert_eq!(
+        s.get(Namespace::Session, "same").await.expect("get"),
+        Some(b"session".to_vec())
+    );
+    s.put(Namespace::LoginState, "same", b"state2".to_vec(), exp)
+        .await
+        .expect("put state");
+    s.delete(Namespace::Session, "same").await.expect("delete");
+    assert_eq!(
+        s.get(Namespace::LoginState, "same").await.expect("get"),
+        Some(b"state2".to_vec())
+    );
+    // put_new in one namespace ignores a live value in the other.
+    assert!(
+        s.put_new(Namespace::Session, "same", b"fresh".to_vec(), exp)
+            .await
+            .expect("put_new")
+    );
+    // A key that looks like it names the other namespace stays in its own.
+    s.put(Namespace::Session, "state:x", b"tricky".to_vec(), exp)
+        .await
+        .expect("put");
+    assert_eq!(s.get(Namespace::LoginState, "x").await.expect("get"), None);
+}
+
+async fn values_are_invisible_after_expiry(b: &Backend) {
+    let s = &b.store;
+    let now = b.now();
+    s.put(Namespace::Session, "short", b"s".to_vec(), now + 100)
+        .await
+        .expect("put");
+    s.put(Namespace::Session, "long", b"l".to_vec(), now + 10_000)
+        .await
+        .expect("put");
+    s.put(Namespace::LoginState, "st", b"t".to_vec(), now + 100)
+        .await
+        .expect("put");
+    b.clock.advance(50);
+    assert_eq!(
+        s.get(Namespace::Session, "short").await.expect("get"),
+        Some(b"s".to_vec()),
+        "still live half-way"
+    );
+    b.clock.advance(60);
+    assert_eq!(
+        s.get(Namespace::Session, "short").await.expect("get"),
+        None,
+        "expired"
+    );
+    assert_eq!(
+        s.take(Namespace::LoginState, "st").await.expect("take"),
+        None,
+        "an expired single-use value cannot be taken"
+    );
+    assert_eq!(
+        s.get(Namespace::Session, "long").await.expect("get"),
+        Some(b"l".to_vec()),
+        "a longer expiry is unaffected"
+    );
+    // A value written already expired is never visible.
+    let now = b.now();
+    s.put(Namespace::Session, "past", b"p".to_vec(), now - 1)
+        .await
+        .expect("put past");
+    assert_eq!(s.get(Namespace::Session, "past").await.expect("get"), None);
+    // The expiry is exclusive: a value expiring at `now` is gone.
+    s.put(Namespace::Session, "edge", b"e".to_vec(), now)
+        .await
+        .expect("put edge");
+    assert_eq!(s.get(Namespace::Session, "edge").await.expect("get"), None);
+    // put replaces the expiry along with the value.
+    let now = b.now();
+    s.put(Namespace::Session, "long", b"l2".to_vec(), now + 100)
+        .await
+        .expect("shorten");
+    b.clock.advance(200);
+    assert_eq!(
+        s.get(Namespace::Session, "long").await.expect("get"),
+        None,
+        "the replacing put's shorter expiry applies"
+    );
+}
+
+async fn take_returns_the_value_once(b: &Backend) {
+    let s = &b.store;
+    let exp = b.now() + 600;
+    s.put(Namespace::LoginState, "once", b"v".to_vec(), exp)
+        .await
+        .expect("put");
+    assert_eq!(
+        s.take(Namespace::LoginState, "once").await.expect("take"),
+        Some(b"v".to_vec())
+    );
+    assert_eq!(
+        s.take(Namespace::LoginState, "once").await.expect("take"),
+        None
+    );
+    assert_eq!(
+        s.get(Namespace::LoginState, "once").await.expect("get"),
+        None
+    );
+    assert_eq!(
+        s.take(Namespace::LoginState, "absent").await.expect("take"),
+        None
+    );
+    // A taken key can be written again, and taken again, once.
+    s.put(Namespace::LoginState, "once", b"v2".to_vec(), exp)
+        .await
+        .expect("put");
+    assert_eq!(
+        s.take(Namespace::LoginState, "once").await.expect("take"),
+        Some(b"v2".to_vec())
+    );
+    assert_eq!(
+        s.take(Namespace::LoginState, "once").await.expect("take"),
+        None
+    );
+}
+
+async fn concurrent_takes_have_one_winner(b: &Backend) {
+    const TAKERS: usize = 24;
+    for round in 0..5 {
+        let key = format!("race-{round}");
+        let value = format!("secret-{round}").into_bytes();
+        b.store
+            .put(Namespace::LoginState, &key, value.clone(), b.now() + 600)
+            .await
+            .expect("put");
+        let barrier = Arc::new(Barrier::new(TAKERS));
+        let tasks: Vec<_> = (0..TAKERS)
+            .map(|_| {
+                let store = b.store.clone();
+                let barrier = barrier.clone();
+                let key = key.clone();
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store.take(Namespace::LoginState, &key).await
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            if let Some(v) = task.await.expect("join").expect("take") {
+                winners.push(v);
+            }
+        }
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: exactly one of {TAKERS} concurrent takes gets the value"
+        );
+        assert_eq!(winners[0], value);
+        assert_eq!(
+            b.store.get(Namespace::LoginState, &key).await.expect("get"),
+            None
+        );
+    }
+}
+
+async fn put_new_writes_only_without_a_live_value(b: &Backend) {
+    let s = &b.store;
+    let exp = b.now() + 100;
+    assert!(
+        s.put_new(Namespace::Session, "n", b"first".to_vec(), exp)
+            .await
+            .expect("put_new"),
+        "absent: written"
+    );
+    assert!(
+        !s.put_new(Namespace::Session, "n", b"second".to_vec(), exp + 1000)
+            .await
+            .expect("put_new"),
+        "live: not written"
+    );
+    assert_eq!(
+        s.get(Namespace::Session, "n").await.expect("get"),
+        Some(b"first".to_vec()),
+        "the refused put_new changed nothing"
+    );
+    // The refused put_new did not extend the expiry either.
+    b.clock.advance(150);
+    assert_eq!(s.get(Namespace::Session, "n").await.expect("get"), None);
+    // After a delete it writes again.
+    s.put(Namespace::Session, "d", b"x".to_vec(), b.now() + 100)
+        .await
+        .expect("put");
+    s.delete(Namespace::Session, "d").await.expect("delete");
+    assert!(
+        s.put_new(Namespace::Session, "d", b"y".to_vec(), b.now() + 100)
+            .await
+            .expect("put_new after delete")
+    );
+    assert_eq!(
+        s.get(Namespace::Session, "d").await.expect("get"),
+        Some(b"y".to_vec())
+    );
+}
+
+async fn put_new_writes_over_an_expired_value(b: &Backend) {
+    let s = &b.store;
+    s.put(Namespace::Session, "e", b"old".to_vec(), b.now() + 100)
+        .await
+        .expect("put");
+    b.clock.advance(150);
+    assert_eq!(
+        s.get(Namespace::Session, "e").await.expect("get"),
+        None,
+        "the old value has expired"
+    );
+    assert!(
+        s.put_new(Namespace::Session, "e", b"new".to_vec(), b.now() + 100)
+            .await
+            .expect("put_new"),
+        "put_new must write when the only value under the key has expired \
+         (no live value exists)"
+    );
+    assert_eq!(
+        s.get(Namespace::Session, "e").await.expect("get"),
+        Some(b"new".to_vec())
+    );
+}
+
+async fn update_reads_modifies_and_writes(b: &Backend) {
+    let s = &b.store;
+    let exp = b.now() + 600;
+    // Absent: the closure sees None.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let f: UpdateFn = Arc::new(move |cur| {
+        log.lock().expect("lock").push(cur.map(<[u8]>::to_vec));
+        let mut v = cur.map(<[u8]>::to_vec).unwrap_or_default();
+        v.push(b'+');
+        Some((v, exp))
+    });
+    assert!(
+        s.update(Namespace::Session, "u", f.clone())
+            .await
+            .expect("update")
+    );
+    assert_eq!(
+        s.get(Namespace::Session, "u").await.expect("get"),
+        Some(b"+".to_vec())
+    );
+    assert!(s.update(Namespace::Session, "u", f).await.expect("update"));
+    assert_eq!(
+        s.get(Namespace::Session, "u").await.expect("get"),
+        Some(b"++".to_vec())
+    );
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.first(), Some(&None));
+    assert_eq!(seen.last(), Some(&Some(b"+".to_vec())));
+
+    // The closure sets the new expiry.
+    let short = b.now() + 50;
+    assert!(
+        s.update(
+            Namespace::Session,
+            "u",
+            Arc::new(move |cur| Some((cur?.to_vec(), short)))
+        )
+        .await
+        .expect("update")
+    );
+    b.clock.advance(100);
+    assert_eq!(s.get(Namespace::Session, "u").await.expect("get"), None);
+
+    // An expired value looks absent to the closure.
+    let exp = b.now() + 600;
+    assert!(
+        s.update(
+            Namespace::Session,
+            "u",
+            Arc::new(move |cur| {
+                assert_eq!(cur, None, "an expired value is not shown to update");
+                Some((b"reborn".to_vec(), exp))
+            })
+        )
+        .await
+        .expect("update over expired")
+    );
+    assert_eq!(
+        s.get(Namespace::Session, "u").await.expect("get"),
+        Some(b"reborn".to_vec())
+    );
+}
+
+async fn update_returning_none_writes_nothing(b: &Backend) {
+    let s = &b.store;
+    let nothing: UpdateFn = Arc::new(|_| None);
+    // Absent stays absent.
+    assert!(
+        !s.update(Namespace::Session, "none", nothing.clone())
+            .await
+            .expect("update")
+    );
+    assert_eq!(s.get(Namespace::Session, "none").await.expect("get"), None);
+    assert_eq!(s.count(Namespace::Session).await.expect("count"), 0);
+    // A present value is left exactly as it was, expiry included.
+    let exp = b.now() + 100;
+    s.put(Namespace::Session, "none", b"keep".to_vec(), exp)
+        .await
+        .expect("put");
+    assert!(
+        !s.update(Namespace::Session, "none", nothing)
+            .await
+            .expect("update")
+    );
+    assert_eq!(
+        s.get(Namespace::Session, "none").await.expect("get"),
+        Some(b"keep".to_vec())
+    );
+    b.clock.advance(150);
+    assert_eq!(
+        s.get(Namespace::Session, "none").await.expect("get"),
+        None,
+        "the untouched value kept its expiry"
+    );
+}
+
+async fn concurrent_updates_all_land(b: &Backend) {
+    const WRITERS: usize = 30;
+    let exp = b.now() + 600;
+    let barrier = Arc::new(Barrier::new(WRITERS));
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|_| {
+            let store = b.store.clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .update(
+                        Namespace::Session,
+                        "counter",
+                        Arc::new(move |cur| Some(((counter(cur) + 1).to_be_bytes().to_vec(), exp))),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert!(
+            task.await.expect("join").expect("update"),
+            "every increment reports a write"
+        );
+    }
+    let value = b
+        .store
+        .get(Namespace::Session, "counter")
+        .await
+        .expect("get");
+    assert_eq!(
+        counter(value.as_deref()),
+        WRITERS as u64,
+        "all {WRITERS} concurrent increments landed"
+    );
+}
+
+async fn count_counts_live_values_of_one_namespace(b: &Backend) {
+    let s = &b.store;
+    assert_eq!(s.count(Namespace::Session).await.expect("count"), 0);
+    assert_eq!(s.count(Namespace::LoginState).await.expect("count"), 0);
+    let now = b.now();
+    for i in 0..5 {
+        s.put(Namespace::Session, &format!("s{i}"), vec![i], now + 1000)
+            .await
+            .expect("put");
+    }
+    for i in 0..3 {
+        s.put(Namespace::Session, &format!("short{i}"), vec![i], now + 100)
+            .await
+            .expect("put");
+    }
+    for i in 0..2 {
+        s.put(Namespace::LoginState, &format!("t{i}"), vec![i], now + 1000)
+            .await
+            .expect("put");
+    }
+    assert_eq!(s.count(Namespace::Session).await.expect("count"), 8);
+    assert_eq!(s.count(Namespace::LoginState).await.expect("count"), 2);
+    b.clock.advance(200);
+    assert_eq!(
+        s.count(Namespace::Session).await.expect("count"),
+        5,
+        "expired values are not counted"
+    );
+    s.delete(Namespace::Session, "s0").await.expect("delete");
+    assert_eq!(
+        s.take(Namespace::LoginState, "t0").await.expect("take"),
+        Some(vec![0])
+    );
+    assert_eq!(s.count(Namespace::Session).await.expect("count"), 4);
+    assert_eq!(s.count(Namespace::LoginState).await.expect("count"), 1);
+}
+
+async fn ping_answers(b: &Backend) {
+    b.store.ping().await.expect("ping");
+    // And the store still works after a ping.
+    b.store
+        .put(Namespace::Session, "p", b"v".to_vec(), b.now() + 10)
+        .await
+        .expect("put");
+    b.store.ping().await.expect("ping again");
+}
+
+/// Instantiates every shared property once per backend.
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let backend = super::Backend::embedded();
+                    super::$name(&backend).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let backend = super::Backend::redis();
+                    super::$name(&backend).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    put_get_delete_round_trip,
+    namespaces_are_separate,
+    values_are_invisible_after_expiry,
+    take_returns_the_value_once,
+    concurrent_takes_have_one_winner,
+    put_new_writes_only_without_a_live_value,
+    put_new_writes_over_an_expired_value,
+    update_reads_modifies_and_writes,
+    update_returning_none_writes_nothing,
+    concurrent_updates_all_land,
+    count_counts_live_values_of_one_namespace,
+    ping_answers,
+);
+
+// ---------------------------------------------------------------------------
+// Backend-specific properties.
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_keeps_data_across_close_and_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("nested").join("store.redb");
+    let clock = ManualClock::new();
+    let now = clock.now();
+    {
+        let store =
+            Arc::new(EmbeddedStore::open(&path, clock.clone() as Arc<dyn Clock>).expect("open"));
+        store
+            .put(Namespace::Session, "kept", b"session".to_vec(), now + 1000)
+            .await
+            .expect("put");
+        store
+            .put(Namespace::LoginState, "state", b"st".to_vec(), now + 1000)
+            .await
+            .expect("put");
+        store
+            .put(Namespace::Session, "short", b"x".to_vec(), now + 100)
+            .await
+            .expect("put");
+        store
+            .put(Namespace::Session, "gone", b"x".to_vec(), now + 1000)
+            .await
+            .expect("put");
+        store
+            .delete(Namespace::Session, "gone")
+            .await
+            .expect("delete");
+        store
+            .update(
+                Namespace::Session,
+                "counter",
+                Arc::new(move |cur| Some(((counter(cur) + 7).to_be_bytes().to_vec(), now + 1000))),
+            )
+            .await
+            .expect("update");
+        let weak = Arc::downgrade(&store);
+        drop(store);
+        for _ in 0..200 {
+            if weak.strong_count() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(weak.strong_count(), 0, "the store is still referenced");
+    }
+    let store = EmbeddedStore::open(&path, clock.clone() as Arc<dyn Clock>).expect("reopen");
+    assert_eq!(
+        store.get(Namespace::Session, "kept").await.expect("get"),
+        Some(b"session".to_vec())
+    );
+    assert_eq!(
+        store.get(Namespace::Session, "gone").await.expect("get"),
+        None,
+        "a delete is durable too"
+    );
+    assert_eq!(
+        counter(
+            store
+                .get(Namespace::Session, "counter")
+                .await
+                .expect("get")
+                .as_deref()
+        ),
+        7
+    );
+    assert_eq!(store.count(Namespace::Session).await.expect("count"), 3);
+    assert_eq!(store.count(Namespace::LoginState).await.expect("count"), 1);
+    // Expiries survive the reopen as well.
+    clock.advance(200);
+    assert_eq!(
+        store.get(Namespace::Session, "short").await.expect("get"),
+        None
+    );
+    assert_eq!(store.count(Namespace::Session).await.expect("count"), 2);
+    // The single-use value is still single-use.
+    assert_eq!(
+        store
+            .take(Namespace::LoginState, "state")
+            .await
+            .expect("take"),
+        Some(b"st".to_vec())
+    );
+    assert_eq!(
+        store
+            .take(Namespace::LoginState, "state")
+            .await
+            .expect("take"),
+        None
+    );
+}
+
+/// Every key under the suite's prefix, with its PTTL in milliseconds.
+async fn redis_key_ttls(url: &str) -> Vec<(String, i64)> {
+    let client = ::redis::Client::open(url).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let mut keys: Vec<String> = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = ::redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{PREFIX}*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await
+            .expect("scan");
+        keys.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    keys.sort();
+    let mut out = Vec::new();
+    for key in keys {
+        let pttl: i64 = ::redis::cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .expect("pttl");
+        out.push((key, pttl));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_every_key_carries_a_ttl() {
+    let b = Backend::redis();
+    let Guard::Redis(redis) = &b.guard else {
+        unreachable!("a redis backend")
+    };
+    let s = &b.store;
+    let now = b.now();
+    s.put(Namespace::Session, "put", b"v".to_vec(), now + 600)
+        .await
+        .expect("put");
+    s.put(Namespace::LoginState, "state", b"v".to_vec(), now + 300)
+        .await
+        .expect("put");
+    assert!(
+        s.put_new(Namespace::Session, "put_new", b"v".to_vec(), now + 600)
+            .await
+            .expect("put_new")
+    );
+    // update on an absent key, then on a present one.
+    let f: UpdateFn =
+        Arc::new(move |cur| Some(((counter(cur) + 1).to_be_bytes().to_vec(), now + 600)));
+    assert!(
+        s.update(Namespace::Session, "update", f.clone())
+            .await
+            .expect("update")
+    );
+    assert!(
+        s.update(Namespace::Session, "update", f)
+            .await
+            .expect("update")
+    );
+    // A value written already expired still gets a TTL.
+    s.put(Namespace::Session, "past", b"v".to_vec(), now - 10)
+        .await
+        .expect("put past");
+
+    let ttls = redis_key_ttls(&redis.url()).await;
+    let names: Vec<&str> = ttls.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "test:session:past",
+            "test:session:put",
+            "test:session:put_new",
+            "test:session:update",
+            "test:state:state",
+        ],
+        "keys are namespaced under the prefix"
+    );
+    for (key, pttl) in &ttls {
+        assert!(*pttl > 0, "{key} has no TTL (PTTL {pttl})");
+    }
+    let ttl = |name: &str| {
+        ttls.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, t)| *t)
+            .expect("key")
+    };
+    // The TTL follows the expiry (whole seconds, so allow a second of slack).
+    for key in [
+        "test:session:put",
+        "test:session:put_new",
+        "test:session:update",
+    ] {
+        let t = ttl(key);
+        assert!(
+            (598_000..=601_000).contains(&t),
+            "{key}: PTTL {t} ms for an expiry 600 s away"
+        );
+    }
+    let t = ttl("test:state:state");
+    assert!(
+        (298_000..=301_000).contains(&t),
+        "state: PTTL {t} ms for an expiry 300 s away"
+    );
+    assert!(ttl("test:session:past") <= 1_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_store_answers_unavailable_when_redis_is_down_and_recovers() {
+    let mut b = Backend::redis();
+    b.store
+        .put(Namespace::Session, "k", b"v".to_vec(), b.now() + 600)
+        .await
+        .expect("put");
+    let Guard::Redis(redis) = &mut b.guard else {
+        unreachable!("a redis backend")
+    };
+    redis.stop();
+    let err = b
+        .store
+        .get(Namespace::Session, "k")
+        .await
+        .expect_err("a stopped Redis cannot answer");
+    assert!(
+        matches!(err, ltigate::store::StoreError::Unavailable(_)),
+        "{err:?}"
+    );
+    assert!(b.store.ping().await.is_err());
+    redis.restart();
+    // The connection manager reconnects by itself; wait for it (bounded).
+    let mut value = None;
+    for _ in 0..100 {
+        if let Ok(v) = b.store.get(Namespace::Session, "k").await {
+            value = Some(v);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        value,
+        Some(Some(b"v".to_vec())),
+        "the store works again after Redis restarts, with its data"
+    );
+}

@@ -1,0 +1,368 @@
+//! Store behaviour seen through the gateway's real HTTP interface: a restart on
+//! the embedded store keeps sessions, two gateway processes share sessions
+//! through Redis, and a Redis outage turns into 503s that heal by themselves.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::*;
+
+/// A free loopback port (bound, then released for a child process to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn session_cookie_set(set_cookies: &[String]) -> bool {
+    set_cookies
+        .iter()
+        .any(|c| c.starts_with("ltigate_session=") && !c.contains("Max-Age=0"))
+}
+
+fn set_cookies(response: &reqwest::Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_store_keeps_a_session_across_a_gateway_restart() {
+    let platform = TestPlatform::start().await;
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let opts = GatewayOptions {
+        dir: Some(dir.clone()),
+        ..Default::default()
+    };
+    let gw = Gateway::start_with(&platform, opts.clone()).await;
+    let browser = Browser::new();
+    let launch = browser.launch(&gw, &platform, USAGE).await;
+    assert_eq!(launch.status, 302, "{}", launch.body);
+    assert!(launch.set_session());
+    let (status, body) = browser.get(&gw, &display_path(USAGE)).await;
+    assert_eq!(status, 200, "{body}");
+    gw.stop().await;
+
+    let gw2 = Gateway::start_with(&platform, opts).await;
+    assert_eq!(gw2.session_count().await, 1, "the session is still stored");
+    let (status, body) = browser.get(&gw2, &display_path(USAGE)).await;
+    assert_eq!(
+        status, 200,
+        "the session from before the restart still opens the content: {body}"
+    );
+    assert!(body.contains(USAGE));
+    // The 200 comes from the session, not from the restarted gateway being open.
+    let (status, _) = Browser::new().get(&gw2, &display_path(USAGE)).await;
+    assert_eq!(status, 401, "a browser without a session is refused");
+    let (status, _) = browser.get(&gw2, &display_path(USAGE_2)).await;
+    assert_eq!(status, 403, "the session grants only what was launched");
+}
+
+/// A gateway process; killed when dropped, including on a panic.
+struct GatewayProcess {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl GatewayProcess {
+    fn spawn(config: &Path, port: u16, log: PathBuf) -> Self {
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_ltigate"))
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .env_remove("LTIGATE_CONFIG")
+            .env("LTIGATE_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn ltigate");
+        Self { child, port, log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits (bounded) until `/healthz` answers 200.
+    async fn wait_healthy(&mut self, http: &reqwest::Client) {
+        for _ in 0..200 {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                panic!(
+                    "ltigate on port {} exited with {status}:\n{}",
+                    self.port,
+                    self.log()
+                );
+            }
+            if let Ok(r) = http.get(self.url("/healthz")).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "ltigate on port {} did not become healthy within 10 s:\n{}",
+            self.port,
+            self.log()
+        );
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn redis_store(redis: &RedisServer) -> String {
+    format!(
+        "kind = \"redis\"\nurl = \"{}\"\nkey_prefix = \"ltigate:\"",
+        redis.url()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateway_processes_share_a_session_through_redis() {
+    let redis = RedisServer::start();
+    let platform = TestPlatform::start().await;
+    let (port1, port2) = (free_port(), free_port());
+    assert_ne!(port1, port2);
+    let public = format!("http://127.0.0.1:{port1}");
+    let opts = GatewayOptions {
+        store: Some(redis_store(&redis)),
+        // Both replicas sit behind one public address, as behind a load balancer.
+        public_url: Some(public.clone()),
+        ..Default::default()
+    };
+    let mut processes = Vec::new();
+    let mut dirs = Vec::new();
+    for port in [port1, port2] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = Gateway::config_text(&platform, &opts, port, dir.path());
+        let config = dir.path().join("gateway.toml");
+        std::fs::write(&config, text).expect("write config");
+        processes.push(GatewayProcess::spawn(
+            &config,
+            port,
+            dir.path().join("ltigate.log"),
+        ));
+        dirs.push(dir);
+    }
+    let browser = Browser::new();
+    for p in &mut processes {
+        p.wait_healthy(&browser.http).await;
+    }
+    let (p1, p2) = (&processes[0], &processes[1]);
+
+    // Login on process 1.
+    let target = format!("{public}{}", display_path(USAGE));
+    let login = browser
+        .http
+        .get(p1.url("/lti/1p3/login/"))
+        .query(&[
+            ("iss", platform.issuer.as_str()),
+            ("login_hint", "user-hint-1"),
+            ("target_link_uri", target.as_str()),
+            ("lti_message_hint", target.as_str()),
+            ("client_id", platform.client_id.as_str()),
+        ])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(
+        login.status(),
+        302,
+        "login on process 1: {}\n{}",
+        login.text().await.unwrap_or_default(),
+        p1.log()
+    );
+    let auth_url = login.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+
+    // The platform answers with its auto-posting launch form.
+    let auth = browser.http.get(&auth_url).send().await.expect("auth");
+    assert_eq!(auth.status(), 200, "platform auth refused");
+    let page = auth.text().await.expect("auth page");
+    let (action, fields) = support::platform::parse_autopost(&page);
+    assert_eq!(action, format!("{public}/lti/1p3/launch/"));
+
+    // The load balancer sends the launch POST to process 2.
+    let launch = browser
+        .http
+        .post(p2.url("/lti/1p3/launch/"))
+        .form(&fields)
+        .send()
+        .await
+        .expect("launch");
+    let launch_cookies = set_cookies(&launch);
+    let launch_status = launch.status();
+    let launch_location = launch
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let launch_body = launch.text().await.unwrap_or_default();
+    assert_eq!(
+        launch_status,
+        302,
+        "launch on process 2 with the state from process 1: {launch_body}\n{}",
+        p2.log()
+    );
+    assert_eq!(launch_location.as_deref(), Some(target.as_str()));
+    assert!(session_cookie_set(&launch_cookies), "{launch_cookies:?}");
+
+    // The display request lands on process 1, which never saw the launch.
+    for (name, p) in [("process 1", p1), ("process 2", p2)] {
+        let display = browser
+            .http
+            .get(p.url(&display_path(USAGE)))
+            .send()
+            .await
+            .expect("display");
+        let status = display.status();
+        let body = display.text().await.unwrap_or_default();
+        assert_eq!(status, 200, "display on {name}: {body}\n{}", p.log());
+        assert!(body.contains(USAGE));
+    }
+
+    // The login state was consumed in the shared store: replaying the launch
+    // form on process 1 is refused and mints no session.
+    let replay = browser
+        .http
+        .post(p1.url("/lti/1p3/launch/"))
+        .form(&fields)
+        .send()
+        .await
+        .expect("replay");
+    let replay_cookies = set_cookies(&replay);
+    let replay_status = replay.status().as_u16();
+    let replay_body = replay.text().await.unwrap_or_default();
+    assert!(
+        (400..500).contains(&replay_status),
+        "a replayed launch must be refused, got {replay_status}: {replay_body}"
+    );
+    assert!(
+        !session_cookie_set(&replay_cookies),
+        "a replayed launch set a session cookie"
+    );
+
+    drop(processes);
+    drop(dirs);
+}
+
+/// Checks a 503 page says nothing about Redis or where it runs.
+#[track_caller]
+fn assert_leaks_nothing(body: &str, redis: &RedisServer) {
+    let lower = body.to_ascii_lowercase();
+    for secret in [
+        redis.url().to_ascii_lowercase(),
+        redis.port.to_string(),
+        "redis".to_owned(),
+        "127.0.0.1".to_owned(),
+        "connection refused".to_owned(),
+        "os error".to_owned(),
+    ] {
+        assert!(
+            !lower.contains(&secret),
+            "the 503 page leaks {secret:?}: {body}"
+        );
+    }
+    assert!(body.contains("store_unavailable"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_gives_503_and_service_resumes_when_redis_returns() {
+    let mut redis = RedisServer::start();
+    let platform = TestPlatform::start().await;
+    let gw = Gateway::start_with(
+        &platform,
+        GatewayOptions {
+            store: Some(redis_store(&redis)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let browser = Browser::new();
+    let launch = browser.launch(&gw, &platform, USAGE).await;
+    assert_eq!(launch.status, 302, "{}", launch.body);
+    let (status, body) = browser.get(&gw, &display_path(USAGE)).await;
+    assert_eq!(status, 200, "{body}");
+
+    redis.stop();
+
+    let (status, body) = browser.get(&gw, &display_path(USAGE)).await;
+    assert_eq!(status, 503, "display during the outage: {body}");
+    assert_leaks_nothing(&body, &redis);
+
+    let target = gw.target(USAGE);
+    let login = browser
+        .http
+        .get(gw.url("/lti/1p3/login/"))
+        .query(&[
+            ("iss", platform.issuer.as_str()),
+            ("login_hint", "user-hint-1"),
+            ("target_link_uri", target.as_str()),
+            ("lti_message_hint", target.as_str()),
+            ("client_id", platform.client_id.as_str()),
+        ])
+        .send()
+        .await
+        .expect("login");
+    let status = login.status();
+    let cookies = set_cookies(&login);
+    let body = login.text().await.unwrap_or_default();
+    assert_eq!(status, 503, "login during the outage: {body}");
+    assert!(
+        !cookies.iter().any(|c| !c.contains("Max-Age=0")),
+        "a failed login sets no cookie: {cookies:?}"
+    );
+    assert_leaks_nothing(&body, &redis);
+
+    let (status, body) = browser.get(&gw, "/readyz").await;
+    assert_eq!(status, 503, "readyz during the outage: {body}");
+    assert!(!body.contains(&redis.port.to_string()), "{body}");
+    let (status, _) = browser.get(&gw, "/healthz").await;
+    assert_eq!(status, 200, "liveness does not depend on the store");
+
+    redis.restart();
+
+    // Same gateway, same request: wait (bounded) for the store to reconnect.
+    let mut last = (0, String::new());
+    for _ in 0..100 {
+        last = browser.get(&gw, &display_path(USAGE)).await;
+        if last.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        last.0, 200,
+        "the display path recovers without a gateway restart: {}",
+        last.1
+    );
+    assert!(last.1.contains(USAGE));
+    let (status, body) = browser.get(&gw, "/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    // And new launches work again.
+    let again = Browser::new().launch(&gw, &platform, USAGE_2).await;
+    assert_eq!(again.status, 302, "{}", again.body);
+}

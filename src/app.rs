@@ -2,15 +2,20 @@
 //!
 //! One immutable [`AppState`] is built at start-up and shared by every
 //! connection. [`handle`] routes a request to the LTI endpoints, the JWKS
-//! documents, the display path or the health checks, and turns every refusal
-//! into a response through [`crate::reject`]. It takes any request body, so it
-//! can be called without a socket.
+//! documents, the health checks, the display path, or (when an upstream is
+//! configured) the gated proxy, and turns every refusal into a response
+//! through [`crate::reject`]. It writes one access-log line per request. It
+//! takes any request body, so it can be called without a socket.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use rand::RngCore as _;
 
+use crate::assertion::Asserter;
 use crate::client::HttpClient;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -22,9 +27,11 @@ use crate::lti::launch::{self, BrowserCookies as _, LaunchForm};
 use crate::lti::login::{self, LoginParams};
 use crate::lti::state_cookie_name;
 use crate::pages::{Page, html, no_store};
+use crate::proxy::{Identity, Origin, Proxy, PublicSide};
 use crate::registry::Registry;
 use crate::reject::Rejection;
-use crate::session::Sessions;
+use crate::rules::{Decision, Rule};
+use crate::session::{AccessError, Session, Sessions};
 use crate::store::{self, Store, StoreError};
 use crate::{Body, BoxError, full_body};
 
@@ -33,6 +40,14 @@ use crate::{Body, BoxError, full_body};
 const MAX_FORM_BYTES: usize = 256 * 1024;
 /// The state cookie is sent only to the LTI endpoints.
 const STATE_COOKIE_PATH: &str = "/lti/1p3/";
+
+/// The client's address, put on each request by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// What the gateway decided, for the access log.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessNote(pub &'static str);
 
 /// Everything a request handler needs, built once.
 pub struct AppState {
@@ -43,6 +58,8 @@ pub struct AppState {
     pub tool_keys: ToolKeys,
     pub client: HttpClient,
     pub sessions: Sessions,
+    /// The gated proxy and its assertions; `None` without `[upstream]`.
+    pub proxy: Option<(Proxy, Asserter)>,
     cookies: CookiePolicy,
 }
 
@@ -57,14 +74,44 @@ impl AppState {
             https: config.server.is_https(),
             partitioned: config.session.partitioned_cookies,
         };
+        let client = HttpClient::new(
+            config
+                .upstream
+                .as_ref()
+                .map_or(std::time::Duration::from_secs(5), |u| u.connect_timeout),
+        );
+        let proxy = match (&config.upstream, &config.assertion) {
+            (Some(upstream), Some(assertion)) => tool_keys.get(&assertion.key).map(|key| {
+                let proxy = Proxy::new(
+                    upstream.clone(),
+                    assertion,
+                    client.clone(),
+                    PublicSide {
+                        origin: config.server.public_origin(),
+                        url: &config.server.public_url,
+                        session_cookie: &config.session.cookie_name,
+                        partitioned: config.session.partitioned_cookies,
+                    },
+                );
+                let asserter = Asserter::new(
+                    assertion.clone(),
+                    key.clone(),
+                    config.server.public_origin(),
+                    clock.clone(),
+                );
+                (proxy, asserter)
+            }),
+            _ => None,
+        };
         Ok(Arc::new(Self {
             config,
             clock,
             store,
             registry,
             tool_keys,
-            client: HttpClient::new(),
+            client,
             sessions,
+            proxy,
             cookies,
         }))
     }
@@ -73,34 +120,72 @@ impl AppState {
     pub fn redirect_uri(&self) -> String {
         format!("{}{LAUNCH_PATH}", self.config.server.public_origin())
     }
+
+    fn rules(&self) -> &[Rule] {
+        &self.config.rules
+    }
 }
 
 fn is(path: &str, endpoint: &str) -> bool {
     path == endpoint || Some(path) == endpoint.strip_suffix('/')
 }
 
-/// Handles one request.
+fn request_id() -> String {
+    format!("{:016x}", rand::rng().next_u64())
+}
+
+/// Handles one request and logs it.
 pub async fn handle<B>(app: Arc<AppState>, req: Request<B>) -> Response<Body>
 where
-    B: http_body::Body<Data = Bytes> + Send,
+    B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    let started = Instant::now();
+    let id = request_id();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let mut response = route(&app, req, &id).await;
+    let note = response
+        .extensions()
+        .get::<AccessNote>()
+        .map_or("-", |n| n.0);
+    tracing::info!(
+        target: "ltigate::access",
+        request_id = %id,
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        decision = note,
+        "request"
+    );
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
+
+async fn route<B>(app: &AppState, req: Request<B>, id: &str) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
 {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     let result = match path.as_str() {
         "/healthz" => Ok(text(StatusCode::OK, "ok\n")),
-        "/readyz" => Ok(ready(&app).await),
+        "/readyz" => Ok(ready(app).await),
         p if is(p, crate::content::LOGIN_PATH) => match method {
-            Method::GET => login(&app, form::query_pairs(&req)).await,
+            Method::GET => login(app, form::query_pairs(&req)).await,
             Method::POST => match form::form_pairs(req, MAX_FORM_BYTES).await {
-                Ok(pairs) => login(&app, pairs).await,
+                Ok(pairs) => login(app, pairs).await,
                 Err(e) => Err(e.into()),
             },
             _ => Err(Rejection::MethodNotAllowed("GET, POST")),
         },
         p if is(p, LAUNCH_PATH) || is(p, crate::content::DEEP_LINKING_LAUNCH_PATH) => {
             match method {
-                Method::POST => launch(&app, req).await,
+                Method::POST => launch(app, req).await,
                 Method::GET | Method::HEAD => Err(Rejection::LaunchOpenedDirectly),
                 _ => Err(Rejection::MethodNotAllowed("POST")),
             }
@@ -109,13 +194,17 @@ where
             get_only(&method).map(|()| json(app.tool_keys.jwks()))
         }
         p if p.starts_with("/lti/1p3/pub/orgs/") => {
-            get_only(&method).and_then(|()| org_jwks(&app, p))
+            get_only(&method).and_then(|()| org_jwks(app, p))
         }
         p if p.starts_with(DISPLAY_PREFIX) => match method {
-            Method::GET | Method::HEAD => display(&app, &req).await,
+            Method::GET | Method::HEAD => display(app, req, id).await,
             _ => Err(Rejection::MethodNotAllowed("GET, HEAD")),
         },
-        _ => Err(Rejection::NotFound),
+        p if p.starts_with("/lti/") => Err(Rejection::NotFound),
+        _ => match &app.proxy {
+            Some(_) => gated(app, req, id).await,
+            None => Err(Rejection::NotFound),
+        },
     };
     result.unwrap_or_else(Rejection::into_response)
 }
@@ -141,6 +230,7 @@ async fn login(app: &AppState, pairs: Vec<(String, String)>) -> Result<Response<
             ttl,
         ),
     );
+    response.extensions_mut().insert(AccessNote("login"));
     Ok(response)
 }
 
@@ -172,6 +262,7 @@ where
                 app.cookies
                     .clear(&state_cookie_name(&done.state), STATE_COOKIE_PATH),
             );
+            response.extensions_mut().insert(AccessNote("launch"));
             Ok(response)
         }
         Err(e) => {
@@ -189,28 +280,150 @@ where
     }
 }
 
-async fn display<B>(app: &AppState, req: &Request<B>) -> Result<Response<Body>, Rejection> {
+/// The browser's session, if it sent a cookie for a live one.
+async fn browser_session<B>(
+    app: &AppState,
+    req: &Request<B>,
+) -> Result<(String, Option<Session>), StoreError> {
+    let cookies = RequestCookies::from_headers(req.headers());
+    let Some(id) = cookies.get(&app.sessions.config().cookie_name) else {
+        return Ok((String::new(), None));
+    };
+    let session = app.sessions.load(id).await?;
+    Ok((id.to_owned(), session))
+}
+
+async fn display<B>(app: &AppState, req: Request<B>, id: &str) -> Result<Response<Body>, Rejection>
+where
+    B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
     let Ok(content) = ContentPath::from_path(req.uri().path()) else {
         return Err(Rejection::NotFound);
     };
     let cookies = RequestCookies::from_headers(req.headers());
-    let session_id = cookies.get(&app.sessions.config().cookie_name);
+    let session_id = cookies
+        .get(&app.sessions.config().cookie_name)
+        .map(str::to_owned);
     let (session, index) = app
         .sessions
-        .check_grant(session_id, &content)
+        .check_grant(session_id.as_deref(), &content)
         .await
-        .map_err(Rejection::Display)?;
-    let grant = &session.grants[index];
-    tracing::info!(usage_key = %content.usage, "display granted");
-    // Until the gated proxy forwards this to the LMS, confirm the grant.
-    let page = Page::new("Access granted")
-        .para(format!("Course: {}", content.course))
-        .para(format!("Content: {}", content.usage))
-        .para(format!(
-            "Access until: {} (Unix time)",
-            session.grant_expiry(grant)
-        ));
-    Ok(html(StatusCode::OK, page.render()))
+        .map_err(Rejection::Access)?;
+    let Some((proxy, asserter)) = &app.proxy else {
+        // Without an upstream, confirm the grant.
+        let grant = &session.grants[index];
+        let page = Page::new("Access granted")
+            .para(format!("Course: {}", content.course))
+            .para(format!("Content: {}", content.usage))
+            .para(format!(
+                "Access until: {} (Unix time)",
+                session.grant_expiry(grant)
+            ));
+        let mut response = html(StatusCode::OK, page.render());
+        response.extensions_mut().insert(AccessNote("display"));
+        return Ok(response);
+    };
+    let target = proxy.display_target(&content, req.uri().query());
+    let identity = identity(
+        asserter,
+        session_id.as_deref().unwrap_or_default(),
+        &session,
+        index,
+    )?;
+    let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
+    let mut response = proxy
+        .forward(
+            req,
+            &target,
+            identity,
+            Origin {
+                peer,
+                request_id: id,
+            },
+        )
+        .await?;
+    if response.status() == StatusCode::NOT_FOUND {
+        return Err(Rejection::ContentNotFound);
+    }
+    response.extensions_mut().insert(AccessNote("display"));
+    Ok(response)
+}
+
+async fn gated<B>(app: &AppState, req: Request<B>, id: &str) -> Result<Response<Body>, Rejection>
+where
+    B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    let Some((proxy, asserter)) = &app.proxy else {
+        return Err(Rejection::NotFound);
+    };
+    let path = crate::path::normalize(req.uri().path()).map_err(Rejection::BadPath)?;
+    let (session_id, session) = browser_session(app, &req)
+        .await
+        .map_err(|e| Rejection::Access(e.into()))?;
+    let had_cookie = !session_id.is_empty();
+    let (grant, rule) = match crate::rules::decide(
+        app.rules(),
+        req.method(),
+        &path,
+        session.as_ref(),
+        app.clock.now(),
+    ) {
+        Decision::Allow { grant, rule } => (grant, rule),
+        Decision::Relaunch if had_cookie => {
+            return Err(Rejection::Access(AccessError::SessionExpired));
+        }
+        Decision::Relaunch => return Err(Rejection::Access(AccessError::NoSession)),
+        Decision::Expired => return Err(Rejection::Access(AccessError::GrantExpired)),
+        Decision::Outside => return Err(Rejection::Access(AccessError::NotGranted)),
+    };
+    let Some(session) = session else {
+        return Err(Rejection::Access(AccessError::NoSession));
+    };
+    let target = match req.uri().query() {
+        Some(q) => format!("{}?{q}", path.as_str()),
+        None => path.as_str().to_owned(),
+    };
+    let identity = identity(asserter, &session_id, &session, grant)?;
+    let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
+    let mut response = proxy
+        .forward(
+            req,
+            &target,
+            identity,
+            Origin {
+                peer,
+                request_id: id,
+            },
+        )
+        .await?;
+    response
+        .extensions_mut()
+        .insert(AccessNote(match app.rules()[rule].scope {
+            crate::rules::Scope::Usage => "allow:usage",
+            crate::rules::Scope::Course => "allow:course",
+            crate::rules::Scope::Public => "allow:public",
+        }));
+    Ok(response)
+}
+
+fn identity(
+    asserter: &Asserter,
+    session_id: &str,
+    session: &Session,
+    grant: usize,
+) -> Result<Identity, Rejection> {
+    let grant = &session.grants[grant];
+    let assertion = asserter
+        .assertion(session_id, session, grant)
+        .map_err(|e| Rejection::Internal(e.to_string()))?;
+    Ok(Identity {
+        assertion,
+        username: asserter.username(&session.user),
+        email: grant.launch.email.clone(),
+        name: grant.launch.name.clone(),
+    })
 }
 
 fn org_jwks(app: &AppState, path: &str) -> Result<Response<Body>, Rejection> {
@@ -228,13 +441,17 @@ fn org_jwks(app: &AppState, path: &str) -> Result<Response<Body>, Rejection> {
 }
 
 async fn ready(app: &AppState) -> Response<Body> {
-    match app.store.ping().await {
-        Ok(()) => text(StatusCode::OK, "ready\n"),
-        Err(e) => {
-            tracing::warn!(error = %e, "not ready: store unreachable");
-            text(StatusCode::SERVICE_UNAVAILABLE, "store unreachable\n")
-        }
+    if let Err(e) = app.store.ping().await {
+        tracing::warn!(error = %e, "not ready: store unreachable");
+        return text(StatusCode::SERVICE_UNAVAILABLE, "store unreachable\n");
     }
+    if let Some((proxy, _)) = &app.proxy
+        && let Err(e) = proxy.ping().await
+    {
+        tracing::warn!(error = %e, "not ready: upstream unreachable");
+        return text(StatusCode::SERVICE_UNAVAILABLE, "upstream unreachable\n");
+    }
+    text(StatusCode::OK, "ready\n")
 }
 
 fn redirect_to(location: &str) -> Result<Response<Body>, Rejection> {
@@ -261,6 +478,7 @@ fn json(body: Bytes) -> Response<Body> {
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
     );
+    response.extensions_mut().insert(AccessNote("jwks"));
     response
 }
 
@@ -273,5 +491,6 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     no_store(h);
+    response.extensions_mut().insert(AccessNote("health"));
     response
 }

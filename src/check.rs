@@ -29,6 +29,18 @@ pub fn report(config: &Config) -> String {
             writeln!(out, "  store:       redis (key prefix {key_prefix:?})")
         }
     };
+    match &config.upstream {
+        Some(u) => {
+            let _ = writeln!(out, "  upstream:    {} (display path {})", u.origin(), u.display_path);
+            let _ = writeln!(out, "  rules:       {} gating rules", config.rules.len());
+            if config.rules.is_empty() {
+                let _ = writeln!(out, "               (none: only the display path is forwarded)");
+            }
+        }
+        None => {
+            let _ = writeln!(out, "  upstream:    none (the display path only confirms a grant)");
+        }
+    }
     let _ = writeln!(out, "\nGive each platform these values:");
     let _ = writeln!(out, "  OIDC login initiation URL: {origin}{LOGIN_PATH}");
     let _ = writeln!(out, "  Redirect URI:              {origin}{LAUNCH_PATH}");

@@ -10,12 +10,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, StatusCode, header};
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::{BodyExt as _, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use url::Url;
+
+use crate::Body;
 
 pub const USER_AGENT: &str = concat!("ltigate/", env!("CARGO_PKG_VERSION"));
 
@@ -39,30 +41,46 @@ pub struct Fetched {
     pub body: Bytes,
 }
 
+/// Connect timeout when no upstream sets one.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 #[derive(Clone)]
 pub struct HttpClient {
-    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    inner: Client<HttpsConnector<HttpConnector>, Body>,
 }
 
 impl Default for HttpClient {
     fn default() -> Self {
-        Self::new()
+        Self::new(DEFAULT_CONNECT_TIMEOUT)
     }
 }
 
 impl HttpClient {
-    pub fn new() -> Self {
+    pub fn new(connect_timeout: Duration) -> Self {
         crate::install_crypto_provider();
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(connect_timeout));
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
             .https_or_http()
             .enable_http1()
             .enable_http2()
-            .build();
+            .wrap_connector(http);
         let inner = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
             .build(connector);
         Self { inner }
+    }
+
+    /// Sends a request and returns the streaming response (no timeout: the caller sets them).
+    pub async fn request(
+        &self,
+        request: Request<Body>,
+    ) -> Result<http::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error> {
+        self.inner.request(request).await
     }
 
     /// GETs `url` with the given `Accept`, reading at most `limit` bytes of body.
@@ -76,7 +94,7 @@ impl HttpClient {
         let request = Request::get(url.as_str())
             .header(header::ACCEPT, HeaderValue::from_static(accept))
             .header(header::USER_AGENT, HeaderValue::from_static(USER_AGENT))
-            .body(Full::new(Bytes::new()))
+            .body(crate::full_body(Bytes::new()))
             .map_err(|e| ClientError::Request(e.to_string()))?;
         self.send(url, request, limit, timeout).await
     }
@@ -85,7 +103,7 @@ impl HttpClient {
     pub async fn send(
         &self,
         url: &Url,
-        request: Request<Full<Bytes>>,
+        request: Request<Body>,
         limit: usize,
         timeout: Duration,
     ) -> Result<Fetched, ClientError> {

@@ -10,6 +10,7 @@
 //! process environment.
 
 mod raw;
+mod upstream;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -24,6 +25,7 @@ use crate::gate::{BlockFilter, LaunchGate};
 use crate::keys::{self, ToolKey};
 
 pub use raw::RawConfig;
+pub use upstream::{AssertionConfig, UpstreamConfig};
 
 /// A config error, naming the file and the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +84,12 @@ pub struct Config {
     pub jwks: JwksConfig,
     pub keys: Vec<ToolKey>,
     pub platforms: Vec<PlatformConfig>,
+    /// The LMS behind the gateway; without it, the display path only confirms a grant.
+    pub upstream: Option<UpstreamConfig>,
+    /// How the LMS is told who the learner is (set whenever `upstream` is).
+    pub assertion: Option<AssertionConfig>,
+    /// Gating rules for every path other than the LTI endpoints.
+    pub rules: Vec<crate::rules::Rule>,
 }
 
 #[derive(Debug, Clone)]
@@ -218,6 +226,9 @@ impl Config {
         let jwks = v.jwks(raw.jwks.unwrap_or_default())?;
         let keys = v.keys(raw.keys, secrets)?;
         let platforms = v.platforms(raw.platforms, &keys, server.allow_http)?;
+        let (upstream, assertion) =
+            v.upstream(raw.upstream, raw.assertion, &keys, &server, secrets)?;
+        let rules = v.rules(raw.rules)?;
         Ok(Self {
             source: path.to_owned(),
             server,
@@ -226,6 +237,9 @@ impl Config {
             jwks,
             keys,
             platforms,
+            upstream,
+            assertion,
+            rules,
         })
     }
 }

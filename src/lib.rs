@@ -11,6 +11,7 @@
 //! [`reject`] every error response; [`server`] the listener.
 
 pub mod app;
+pub mod assertion;
 pub mod check;
 pub mod client;
 pub mod clock;
@@ -24,8 +25,11 @@ pub mod keygen;
 pub mod keys;
 pub mod lti;
 pub mod pages;
+pub mod path;
+pub mod proxy;
 pub mod registry;
 pub mod reject;
+pub mod rules;
 pub mod server;
 pub mod session;
 pub mod store;

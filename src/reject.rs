@@ -16,8 +16,10 @@ use crate::lti::launch::LaunchError;
 use crate::lti::login::LoginError;
 use crate::lti::target::TargetError;
 use crate::pages::{Page, html};
+use crate::path::PathError;
+use crate::proxy::ProxyError;
 use crate::registry::LookupError;
-use crate::session::DisplayError;
+use crate::session::AccessError;
 
 /// Anything the gateway refuses.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +29,15 @@ pub enum Rejection {
     #[error(transparent)]
     Launch(#[from] LaunchError),
     #[error(transparent)]
-    Display(#[from] DisplayError),
+    Access(#[from] AccessError),
+    #[error(transparent)]
+    BadPath(#[from] PathError),
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
+    #[error("the LMS has no such content")]
+    ContentNotFound,
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error(transparent)]
     Form(#[from] FormError),
     #[error("the launch endpoint was opened directly")]
@@ -46,22 +56,30 @@ impl Rejection {
         match self {
             Rejection::Login(e) => login_status(e),
             Rejection::Launch(e) => launch_status(e),
-            Rejection::Display(e) => match e {
-                DisplayError::NoSession
-                | DisplayError::SessionExpired
-                | DisplayError::GrantExpired => StatusCode::UNAUTHORIZED,
-                DisplayError::NotGranted => StatusCode::FORBIDDEN,
-                DisplayError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::Access(e) => match e {
+                AccessError::NoSession
+                | AccessError::SessionExpired
+                | AccessError::GrantExpired => StatusCode::UNAUTHORIZED,
+                AccessError::NotGranted => StatusCode::FORBIDDEN,
+                AccessError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
             Rejection::Form(e) => match e {
                 FormError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
                 FormError::NotAForm => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 FormError::Unreadable => StatusCode::BAD_REQUEST,
             },
+            Rejection::BadPath(_) => StatusCode::BAD_REQUEST,
+            Rejection::Proxy(e) => match e {
+                ProxyError::Connect(_) | ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
+                ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                ProxyError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                ProxyError::UpgradeRefused => StatusCode::NOT_IMPLEMENTED,
+            },
+            Rejection::ContentNotFound | Rejection::NotFound => StatusCode::NOT_FOUND,
+            Rejection::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Rejection::LaunchOpenedDirectly | Rejection::MethodNotAllowed(_) => {
                 StatusCode::METHOD_NOT_ALLOWED
             }
-            Rejection::NotFound => StatusCode::NOT_FOUND,
         }
     }
 
@@ -80,14 +98,24 @@ impl Rejection {
                 LoginError::Store(_) => "store_unavailable",
             },
             Rejection::Launch(e) => e.reason(),
-            Rejection::Display(e) => match e {
-                DisplayError::NoSession => "no_session",
-                DisplayError::SessionExpired => "session_expired",
-                DisplayError::GrantExpired => "grant_expired",
-                DisplayError::NotGranted => "not_granted",
-                DisplayError::Store(_) => "store_unavailable",
+            Rejection::Access(e) => match e {
+                AccessError::NoSession => "no_session",
+                AccessError::SessionExpired => "session_expired",
+                AccessError::GrantExpired => "grant_expired",
+                AccessError::NotGranted => "not_granted",
+                AccessError::Store(_) => "store_unavailable",
             },
             Rejection::Form(_) => "bad_form",
+            Rejection::BadPath(_) => "bad_path",
+            Rejection::Proxy(e) => match e {
+                ProxyError::Connect(_) => "upstream_unreachable",
+                ProxyError::Upstream(_) => "upstream_failed",
+                ProxyError::Timeout => "upstream_timeout",
+                ProxyError::BodyTooLarge(_) => "body_too_large",
+                ProxyError::UpgradeRefused => "upgrade_refused",
+            },
+            Rejection::ContentNotFound => "content_not_found",
+            Rejection::Internal(_) => "internal_error",
             Rejection::LaunchOpenedDirectly => "launch_opened_directly",
             Rejection::MethodNotAllowed(_) => "method_not_allowed",
             Rejection::NotFound => "not_found",
@@ -98,19 +126,19 @@ impl Rejection {
         match self {
             Rejection::Login(e) => login_page(e),
             Rejection::Launch(e) => launch_page(e),
-            Rejection::Display(e) => match e {
-                DisplayError::NoSession => Page::new("Please launch this activity from your course")
+            Rejection::Access(e) => match e {
+                AccessError::NoSession => Page::new("Please launch this activity from your course")
                     .para("This content opens only through your learning platform.")
                     .para(RELAUNCH),
-                DisplayError::SessionExpired => Page::new("Your session has expired or is invalid")
+                AccessError::SessionExpired => Page::new("Your session has expired or is invalid")
                     .para("Please relaunch from your course.")
                     .para(RELAUNCH),
-                DisplayError::GrantExpired => Page::new("Your access to this activity has expired")
+                AccessError::GrantExpired => Page::new("Your access to this activity has expired")
                     .para("Access to launched content lasts a limited time. Please relaunch from your course.")
                     .para(RELAUNCH),
-                DisplayError::NotGranted => Page::new("This content was not part of your launch")
+                AccessError::NotGranted => Page::new("This content was not part of your launch")
                     .para("You can open only the activity your course launched. To see this content, launch it from your course."),
-                DisplayError::Store(_) => unavailable_page(),
+                AccessError::Store(_) => unavailable_page(),
             },
             Rejection::Form(e) => Page::new("The request could not be read").para(e.to_string()),
             Rejection::LaunchOpenedDirectly => Page::new("This address cannot be opened directly")
@@ -120,6 +148,24 @@ impl Rejection {
                 .para("This address does not accept that kind of request."),
             Rejection::NotFound => Page::new("Page not found")
                 .para("There is nothing at this address. Launch content from your course."),
+            Rejection::BadPath(_) => Page::new("This address is not valid")
+                .para("The address contains characters or segments the gateway does not accept. Use the links inside the course content."),
+            Rejection::Proxy(e) => match e {
+                ProxyError::Connect(_) | ProxyError::Upstream(_) => Page::new("The course content is not reachable right now")
+                    .para("The gateway could not get an answer from the learning management system. This is usually temporary.")
+                    .para("Please wait a minute and try again."),
+                ProxyError::Timeout => Page::new("The course content took too long to answer")
+                    .para("The learning management system did not answer in time. Please try again in a moment."),
+                ProxyError::BodyTooLarge(limit) => Page::new("The upload is too large")
+                    .para(format!("Uploads through this gateway are limited to {} MB.", limit / (1024 * 1024))),
+                ProxyError::UpgradeRefused => Page::new("This kind of connection is not supported")
+                    .para("The gateway does not forward WebSocket or other protocol upgrades."),
+            },
+            Rejection::ContentNotFound => Page::new("Content not found: is it published?")
+                .para("The learning management system has no published content at this address. If you are the course author, publish the unit in Studio and relaunch; otherwise tell your instructor.")
+                .para(RELAUNCH),
+            Rejection::Internal(_) => Page::new("Something went wrong in the gateway")
+                .para("The gateway could not complete this request. Please try again; if it keeps happening, tell your administrator."),
         }
         .reference(self.reason())
     }
@@ -306,13 +352,13 @@ mod tests {
 
     #[test]
     fn display_statuses() {
-        let s = |e| Rejection::Display(e).status();
-        assert_eq!(s(DisplayError::NoSession), StatusCode::UNAUTHORIZED);
-        assert_eq!(s(DisplayError::SessionExpired), StatusCode::UNAUTHORIZED);
-        assert_eq!(s(DisplayError::GrantExpired), StatusCode::UNAUTHORIZED);
-        assert_eq!(s(DisplayError::NotGranted), StatusCode::FORBIDDEN);
+        let s = |e| Rejection::Access(e).status();
+        assert_eq!(s(AccessError::NoSession), StatusCode::UNAUTHORIZED);
+        assert_eq!(s(AccessError::SessionExpired), StatusCode::UNAUTHORIZED);
+        assert_eq!(s(AccessError::GrantExpired), StatusCode::UNAUTHORIZED);
+        assert_eq!(s(AccessError::NotGranted), StatusCode::FORBIDDEN);
         assert_eq!(
-            s(DisplayError::Store(StoreError::Unavailable("x".into()))),
+            s(AccessError::Store(StoreError::Unavailable("x".into()))),
             StatusCode::SERVICE_UNAVAILABLE
         );
     }
@@ -370,7 +416,7 @@ mod tests {
 
     #[test]
     fn store_errors_leak_nothing() {
-        let r = Rejection::Display(DisplayError::Store(StoreError::Unavailable(
+        let r = Rejection::Access(AccessError::Store(StoreError::Unavailable(
             "redis://secret-host:6379 refused".into(),
         )));
         let html = r.page().render();

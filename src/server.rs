@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{AppState, handle};
+use crate::app::{AppState, PeerAddr, handle};
 use crate::config::TlsFiles;
 
 #[derive(Debug, thiserror::Error)]
@@ -145,8 +145,9 @@ async fn accept_loop(
         let tls = tls.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
+            let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                 let app = app.clone();
+                req.extensions_mut().insert(PeerAddr(peer));
                 async move { Ok::<_, std::convert::Infallible>(handle(app, req).await) }
             });
             match tls {

@@ -109,7 +109,7 @@ impl Session {
 
 /// Why the display path was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum DisplayError {
+pub enum AccessError {
     #[error("no session cookie")]
     NoSession,
     #[error("the session is unknown or has expired")]
@@ -215,17 +215,17 @@ impl Sessions {
         &self,
         id: Option<&str>,
         content: &ContentPath,
-    ) -> Result<(Session, usize), DisplayError> {
-        let id = id.ok_or(DisplayError::NoSession)?;
-        let session = self.load(id).await?.ok_or(DisplayError::SessionExpired)?;
+    ) -> Result<(Session, usize), AccessError> {
+        let id = id.ok_or(AccessError::NoSession)?;
+        let session = self.load(id).await?.ok_or(AccessError::SessionExpired)?;
         let now = self.clock.now();
         let index = session
             .grants
             .iter()
             .position(|g| &g.content == content)
-            .ok_or(DisplayError::NotGranted)?;
+            .ok_or(AccessError::NotGranted)?;
         if session.grant_expiry(&session.grants[index]) <= now {
-            return Err(DisplayError::GrantExpired);
+            return Err(AccessError::GrantExpired);
         }
         Ok((session, index))
     }

@@ -15,6 +15,43 @@ pub struct RawConfig {
     pub keys: Vec<Key>,
     #[serde(default)]
     pub platforms: Vec<Platform>,
+    pub upstream: Option<Upstream>,
+    pub assertion: Option<Assertion>,
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    pub url: String,
+    pub host: Option<String>,
+    pub connect_timeout_sec: Option<u64>,
+    pub response_header_timeout_sec: Option<u64>,
+    pub request_timeout_sec: Option<u64>,
+    pub display_path: Option<String>,
+    pub display_query: Option<String>,
+    pub max_request_body_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assertion {
+    pub header: Option<String>,
+    pub audience: Option<String>,
+    pub key: Option<String>,
+    pub ttl_sec: Option<u64>,
+    pub username_key: Option<String>,
+    pub username_key_env: Option<String>,
+    pub identity_headers: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub scope: String,
+    pub path: String,
+    pub methods: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,218 @@
+//! The identity assertion the LMS trusts.
+//!
+//! Every forwarded request carries a short-lived RS256 JWT, signed by one of
+//! ltigate's own keys (published in its JWKS), naming the learner by a stable
+//! upstream username: `lti_` followed by the first 24 hex digits of
+//! HMAC-SHA256(`assertion.username_key`, issuer NUL client_id NUL sub). The
+//! same LTI user of the same registration always gets the same username; it
+//! reveals nothing about the LTI `sub`. Changing `username_key` changes every
+//! username, so it must be kept for the life of the LMS.
+//!
+//! Signing costs an RSA operation, so a signed assertion is cached per
+//! (session, grant, launch) and reused until shortly before it expires.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use aws_lc_rs::hmac;
+use dashmap::DashMap;
+use http::HeaderValue;
+use serde::Serialize;
+
+use crate::clock::{Clock, UnixTime};
+use crate::config::AssertionConfig;
+use crate::keys::{KeyError, ToolKey};
+use crate::session::{Grant, Session, UserRef};
+
+/// Above this many cached assertions, expired ones are swept on insert.
+const CACHE_SWEEP_AT: usize = 50_000;
+
+/// The assertion's claims.
+#[derive(Debug, Serialize)]
+struct Claims<'a> {
+    iss: &'a str,
+    aud: &'a str,
+    sub: &'a str,
+    iat: UnixTime,
+    exp: UnixTime,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    given_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    family_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locale: Option<&'a str>,
+    roles: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource_link_id: Option<&'a str>,
+    course_key: &'a str,
+    usage_key: &'a str,
+    /// Where the identity came from.
+    lti: LtiSource<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct LtiSource<'a> {
+    issuer: &'a str,
+    client_id: &'a str,
+    deployment_id: &'a str,
+    sub: &'a str,
+}
+
+/// Signs and caches assertions.
+pub struct Asserter {
+    config: AssertionConfig,
+    key: Arc<ToolKey>,
+    issuer: String,
+    username_key: hmac::Key,
+    clock: Arc<dyn Clock>,
+    cache: DashMap<String, (HeaderValue, UnixTime)>,
+}
+
+impl Asserter {
+    pub fn new(
+        config: AssertionConfig,
+        key: Arc<ToolKey>,
+        issuer: String,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let username_key = hmac::Key::new(hmac::HMAC_SHA256, &config.username_key);
+        Self {
+            config,
+            key,
+            issuer,
+            username_key,
+            clock,
+            cache: DashMap::new(),
+        }
+    }
+
+    pub fn config(&self) -> &AssertionConfig {
+        &self.config
+    }
+
+    /// The stable upstream username of an LTI user.
+    pub fn username(&self, user: &UserRef) -> String {
+        let mut ctx = hmac::Context::with_key(&self.username_key);
+        ctx.update(user.issuer.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(user.client_id.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(user.sub.as_bytes());
+        let tag = ctx.sign();
+        let mut name = String::with_capacity(28);
+        name.push_str("lti_");
+        for b in &tag.as_ref()[..12] {
+            let _ = write!(name, "{b:02x}");
+        }
+        name
+    }
+
+    /// The assertion header value for requests made under `grant`.
+    pub fn assertion(
+        &self,
+        session_id: &str,
+        session: &Session,
+        grant: &Grant,
+    ) -> Result<HeaderValue, KeyError> {
+        let now = self.clock.now();
+        let cache_key = format!(
+            "{session_id}\n{}\n{}",
+            grant.content.usage, grant.granted_at
+        );
+        // Reuse while at least a fifth of the lifetime remains.
+        let margin = (self.config.ttl_sec / 5).max(1);
+        if let Some(hit) = self.cache.get(&cache_key)
+            && hit.1 > now + margin
+        {
+            return Ok(hit.0.clone());
+        }
+        let username = self.username(&session.user);
+        let launch = &grant.launch;
+        let exp = now + self.config.ttl_sec;
+        let claims = Claims {
+            iss: &self.issuer,
+            aud: &self.config.audience,
+            sub: &username,
+            iat: now,
+            exp,
+            email: launch.email.as_deref(),
+            name: launch.name.as_deref(),
+            given_name: launch.given_name.as_deref(),
+            family_name: launch.family_name.as_deref(),
+            locale: launch.locale.as_deref(),
+            roles: &launch.roles,
+            context: launch.context.as_ref(),
+            resource_link_id: launch
+                .resource_link
+                .as_ref()
+                .and_then(|r| r.get("id"))
+                .and_then(|id| id.as_str()),
+            course_key: grant.content.course.as_str(),
+            usage_key: grant.content.usage.as_str(),
+            lti: LtiSource {
+                issuer: &session.user.issuer,
+                client_id: &session.user.client_id,
+                deployment_id: &launch.deployment_id,
+                sub: &session.user.sub,
+            },
+        };
+        let token = self.key.sign(&claims)?;
+        // A JWT is base64url and dots: always a valid header value.
+        let value = HeaderValue::from_str(&token).map_err(|_| KeyError::NotRsa)?;
+        if self.cache.len() >= CACHE_SWEEP_AT {
+            self.cache.retain(|_, (_, exp)| *exp > now);
+        }
+        self.cache.insert(cache_key, (value.clone(), exp));
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn asserter(secret: &str) -> Asserter {
+        let key = crate::keys::generate("a").expect("generate");
+        let key = Arc::new(ToolKey::from_pem("a", None, key.private_pem.as_bytes()).expect("key"));
+        let config = AssertionConfig {
+            header: http::HeaderName::from_static("x-ltigate-assertion"),
+            audience: "openedx".into(),
+            key: "a".into(),
+            ttl_sec: 300,
+            username_key: secret.as_bytes().to_vec(),
+            identity_headers: false,
+        };
+        Asserter::new(config, key, "https://gw".into(), ManualClock::new())
+    }
+
+    #[test]
+    fn usernames_are_stable_keyed_and_short() {
+        let a = asserter("0123456789abcdef-secret");
+        let user = |sub: &str| UserRef {
+            issuer: "https://canvas".into(),
+            client_id: "c".into(),
+            sub: sub.into(),
+        };
+        let name = a.username(&user("42"));
+        assert_eq!(name, a.username(&user("42")));
+        assert_ne!(name, a.username(&user("43")));
+        assert!(name.starts_with("lti_") && name.len() == 28, "{name}");
+        assert!(name[4..].bytes().all(|b| b.is_ascii_hexdigit()));
+        let other_key = asserter("another-secret-of-16+");
+        assert_ne!(name, other_key.username(&user("42")));
+        // The separator keeps (issuer, client_id, sub) unambiguous.
+        let shifted = UserRef {
+            issuer: "https://canvas".into(),
+            client_id: "c4".into(),
+            sub: "2".into(),
+        };
+        assert_ne!(name, a.username(&shifted));
+    }
+}

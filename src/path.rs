@@ -1,0 +1,197 @@
+//! Normalising a request path before it is matched and forwarded.
+//!
+//! A gateway that decides on one spelling of a path and forwards another is
+//! an open door, so this module produces the one form that is both checked
+//! and forwarded. Percent-encoded unreserved characters and the characters of
+//! Open edX keys (`+`, `:`, `@`) are decoded; other encodings are kept
+//! (upper-cased). An encoded `/`, `\` or NUL, a raw `\`, a control character,
+//! an empty segment (`//`) or a `.`/`..` segment (encoded or not) is refused
+//! outright: none of them can then widen a match. The query string is never
+//! part of the path.
+
+/// Why a path was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("the path does not start with /")]
+    NotAbsolute,
+    #[error("the path has an empty segment")]
+    EmptySegment,
+    #[error("the path has a . or .. segment")]
+    DotSegment,
+    #[error("the path holds an encoded slash, backslash or control character")]
+    ForbiddenCharacter,
+    #[error("the path holds a malformed percent-encoding")]
+    BadEncoding,
+}
+
+/// A normalised path: its segments, and the exact string that is forwarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NormalPath {
+    path: String,
+    /// Byte ranges of each segment in `path` (after the leading `/`).
+    bounds: Vec<(usize, usize)>,
+}
+
+impl NormalPath {
+    /// The path to forward.
+    pub fn as_str(&self) -> &str {
+        &self.path
+    }
+
+    /// Segment `i`.
+    pub fn segment(&self, i: usize) -> Option<&str> {
+        self.bounds.get(i).map(|&(a, b)| &self.path[a..b])
+    }
+
+    pub fn len(&self) -> usize {
+        self.bounds.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bounds.is_empty()
+    }
+}
+
+fn keep_decoded(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b':' | b'@')
+}
+
+/// Normalises a raw request path (as sent, without its query).
+///
+/// A single trailing `/` is kept as an empty last segment; any other empty
+/// segment is refused.
+pub fn normalize(raw: &str) -> Result<NormalPath, PathError> {
+    let rest = raw.strip_prefix('/').ok_or(PathError::NotAbsolute)?;
+    let mut path = String::with_capacity(raw.len());
+    let mut bounds = Vec::new();
+    if rest.is_empty() {
+        return Ok(NormalPath {
+            path: "/".to_owned(),
+            bounds,
+        });
+    }
+    let raw_segments: Vec<&str> = rest.split('/').collect();
+    let last = raw_segments.len() - 1;
+    for (i, seg) in raw_segments.into_iter().enumerate() {
+        path.push('/');
+        let start = path.len();
+        if seg.is_empty() && i != last {
+            return Err(PathError::EmptySegment);
+        }
+        let bytes = seg.as_bytes();
+        let mut j = 0;
+        while j < bytes.len() {
+            let b = bytes[j];
+            match b {
+                b'%' => {
+                    let hex = seg.get(j + 1..j + 3).ok_or(PathError::BadEncoding)?;
+                    let d = u8::from_str_radix(hex, 16).map_err(|_| PathError::BadEncoding)?;
+                    if d == b'/' || d == b'\\' || d.is_ascii_control() {
+                        return Err(PathError::ForbiddenCharacter);
+                    }
+                    if keep_decoded(d) {
+                        path.push(d as char);
+                    } else {
+                        path.push('%');
+                        path.push_str(&hex.to_ascii_uppercase());
+                    }
+                    j += 3;
+                }
+                b'\\' => return Err(PathError::ForbiddenCharacter),
+                _ if b.is_ascii_control() => return Err(PathError::ForbiddenCharacter),
+                _ => {
+                    // Multi-byte UTF-8 cannot appear in a valid request target;
+                    // hyper has already refused it. Push bytes as they come.
+                    path.push(b as char);
+                    j += 1;
+                }
+            }
+        }
+        let segment = &path[start..];
+        if segment == "." || segment == ".." {
+            return Err(PathError::DotSegment);
+        }
+        bounds.push((start, path.len()));
+    }
+    Ok(NormalPath { path, bounds })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_keys_and_unreserved_only() {
+        let p = normalize("/courses/course-v1%3AOrg%2BC%2BR/xblock/a%40b/%7Efile%20name.js")
+            .expect("ok");
+        assert_eq!(
+            p.as_str(),
+            "/courses/course-v1:Org+C+R/xblock/a@b/~file%20name.js"
+        );
+        assert_eq!(p.segment(1), Some("course-v1:Org+C+R"));
+        assert_eq!(p.len(), 5);
+        assert_eq!(
+            normalize("/static/x%2a").expect("ok").as_str(),
+            "/static/x%2A"
+        );
+    }
+
+    #[test]
+    fn refuses_what_could_widen_a_match() {
+        for (raw, err) in [
+            ("static/x", PathError::NotAbsolute),
+            ("/static/../admin", PathError::DotSegment),
+            ("/static/%2e%2e/admin", PathError::DotSegment),
+            ("/static/%2E/admin", PathError::DotSegment),
+            ("/static/./x", PathError::DotSegment),
+            ("//admin", PathError::EmptySegment),
+            ("/static//x", PathError::EmptySegment),
+            ("/static/..%2Fadmin", PathError::ForbiddenCharacter),
+            ("/static/%2fadmin", PathError::ForbiddenCharacter),
+            ("/static/%5Cadmin", PathError::ForbiddenCharacter),
+            ("/static\\..\\admin", PathError::ForbiddenCharacter),
+            ("/static/%00", PathError::ForbiddenCharacter),
+            ("/static/%0a", PathError::ForbiddenCharacter),
+            ("/static/%", PathError::BadEncoding),
+            ("/static/%g1", PathError::BadEncoding),
+        ] {
+            assert_eq!(normalize(raw), Err(err), "{raw}");
+        }
+    }
+
+    #[test]
+    fn keeps_a_trailing_slash_and_the_root() {
+        let p = normalize("/static/").expect("ok");
+        assert_eq!(
+            (p.as_str(), p.len(), p.segment(1)),
+            ("/static/", 2, Some(""))
+        );
+        assert!(normalize("/").expect("root").is_empty());
+    }
+
+    mod prop {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Normalising is idempotent and the result holds no dot segment,
+            /// empty inner segment, backslash or encoded slash.
+            #[test]
+            fn normal_form_is_stable(raw in "/[a-zA-Z0-9%./\\\\+:@_~;-]{0,60}") {
+                if let Ok(p) = normalize(&raw) {
+                    let again = normalize(p.as_str()).expect("a normal path normalises");
+                    prop_assert_eq!(again.as_str(), p.as_str());
+                    let s = p.as_str();
+                    prop_assert!(!s.contains('\\'));
+                    prop_assert!(!s.to_ascii_uppercase().contains("%2F"));
+                    prop_assert!(!s.to_ascii_uppercase().contains("%2E"));
+                    for i in 0..p.len() {
+                        let seg = p.segment(i).unwrap_or_default();
+                        prop_assert!(seg != "." && seg != "..");
+                        prop_assert!(!seg.is_empty() || i + 1 == p.len());
+                    }
+                }
+            }
+        }
+    }
+}

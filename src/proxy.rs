@@ -1,0 +1,460 @@
+//! The gated reverse proxy: forwarding an allowed request to the LMS.
+//!
+//! By the time a request gets here, [`crate::rules`] has allowed its
+//! normalised path for one live grant. This module sends exactly that path
+//! (plus the query string, which never took part in the decision) to the
+//! upstream, with the method, body and end-to-end headers unchanged and
+//! streamed both ways. It removes what must not cross: hop-by-hop headers,
+//! every client copy of the identity headers (any case, `_` or `-`), client
+//! `X-Forwarded-*`/`Forwarded`, the browser's `Authorization`, and ltigate's
+//! own cookies. It adds what the LMS may trust: the signed assertion and
+//! `X-Forwarded-*` set by ltigate. On the way back, upstream cookies lose
+//! their `Domain` (so the LMS session lives only on ltigate's host, where
+//! every path is gated) and gain `Secure; SameSite=None` on HTTPS so that they
+//! work in the platform's iframe.
+
+use std::future::Future as _;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use cookie::{Cookie, SameSite};
+use http::header::{self, HeaderName};
+use http::{HeaderMap, HeaderValue, Request, Response, Version};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::{BodyExt as _, Limited};
+use tokio::time::{Instant, Sleep};
+
+use crate::client::HttpClient;
+use crate::config::{AssertionConfig, UpstreamConfig};
+use crate::content::ContentPath;
+use crate::{Body, BoxError};
+
+/// Why a forward failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("the upstream could not be reached: {0}")]
+    Connect(String),
+    #[error("the upstream did not answer in time")]
+    Timeout,
+    #[error("the upstream connection failed: {0}")]
+    Upstream(String),
+    #[error("the request body is larger than {0} bytes")]
+    BodyTooLarge(u64),
+    #[error("protocol upgrades (WebSocket) are not supported")]
+    UpgradeRefused,
+}
+
+/// Identity headers ltigate sets; any client copy is removed.
+pub const USER_HEADER: &str = "x-ltigate-user";
+pub const EMAIL_HEADER: &str = "x-ltigate-email";
+pub const NAME_HEADER: &str = "x-ltigate-name";
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Who the request is made for, as the LMS will see it.
+pub struct Identity {
+    pub assertion: HeaderValue,
+    pub username: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
+/// Where the request comes from and what it is.
+pub struct Origin<'a> {
+    pub peer: Option<IpAddr>,
+    pub request_id: &'a str,
+}
+
+/// The upstream and everything needed to talk to it.
+pub struct Proxy {
+    config: UpstreamConfig,
+    assertion_header: HeaderName,
+    identity_headers: bool,
+    client: HttpClient,
+    upstream_origin: String,
+    /// Origins the upstream may use in `Location` that really mean "us".
+    upstream_aliases: Vec<String>,
+    public_origin: String,
+    public_scheme: HeaderValue,
+    public_host: HeaderValue,
+    host: HeaderValue,
+    session_cookie: String,
+    https: bool,
+    partitioned: bool,
+}
+
+/// The public facts about the gateway the proxy needs.
+pub struct PublicSide<'a> {
+    pub origin: String,
+    pub url: &'a url::Url,
+    pub session_cookie: &'a str,
+    pub partitioned: bool,
+}
+
+impl Proxy {
+    pub fn new(
+        config: UpstreamConfig,
+        assertion: &AssertionConfig,
+        client: HttpClient,
+        public: PublicSide<'_>,
+    ) -> Self {
+        let upstream_origin = config.origin();
+        let authority = upstream_origin
+            .split_once("://")
+            .map_or(upstream_origin.as_str(), |(_, a)| a)
+            .to_owned();
+        let host = config
+            .host
+            .clone()
+            .or_else(|| HeaderValue::from_str(&authority).ok())
+            .unwrap_or_else(|| HeaderValue::from_static("localhost"));
+        let mut upstream_aliases = vec![upstream_origin.clone()];
+        if let Ok(h) = host.to_str() {
+            for scheme in ["http", "https"] {
+                upstream_aliases.push(format!("{scheme}://{h}"));
+            }
+        }
+        let public_host =
+            public.url[url::Position::BeforeHost..url::Position::AfterPort].to_owned();
+        Self {
+            assertion_header: assertion.header.clone(),
+            identity_headers: assertion.identity_headers,
+            client,
+            upstream_origin,
+            upstream_aliases,
+            public_scheme: HeaderValue::from_str(public.url.scheme())
+                .unwrap_or(HeaderValue::from_static("https")),
+            public_host: HeaderValue::from_str(&public_host)
+                .unwrap_or(HeaderValue::from_static("localhost")),
+            https: public.url.scheme() == "https",
+            public_origin: public.origin,
+            host,
+            session_cookie: public.session_cookie.to_owned(),
+            partitioned: public.partitioned,
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &UpstreamConfig {
+        &self.config
+    }
+
+    /// The upstream path and query of the display page for `content`.
+    pub fn display_target(&self, content: &ContentPath, client_query: Option<&str>) -> String {
+        let path = self
+            .config
+            .display_path
+            .replace("{usage_key}", content.usage.as_str())
+            .replace("{course_key}", content.course.as_str());
+        let query: Vec<&str> = self
+            .config
+            .display_query
+            .as_deref()
+            .into_iter()
+            .chain(client_query.filter(|q| !q.is_empty()))
+            .collect();
+        if query.is_empty() {
+            path
+        } else {
+            format!("{path}?{}", query.join("&"))
+        }
+    }
+
+    /// Checks that the upstream accepts TCP connections.
+    pub async fn ping(&self) -> Result<(), String> {
+        let url = &self.config.url;
+        let host = url.host_str().unwrap_or_default();
+        let port = url.port_or_known_default().unwrap_or(80);
+        match tokio::time::timeout(
+            self.config.connect_timeout,
+            tokio::net::TcpStream::connect((host, port)),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("connect timed out".to_owned()),
+        }
+    }
+
+    /// Forwards `req` to `target` (the checked path, plus the query).
+    pub async fn forward<B>(
+        &self,
+        req: Request<B>,
+        target: &str,
+        identity: Identity,
+        origin: Origin<'_>,
+    ) -> Result<Response<Body>, ProxyError>
+    where
+        B: HttpBody<Data = Bytes> + Send + Sync + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let deadline = Instant::now() + self.config.request_timeout;
+        if is_upgrade(req.headers()) {
+            return Err(ProxyError::UpgradeRefused);
+        }
+        let limit = self.config.max_request_body_bytes;
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(ProxyError::BodyTooLarge(limit));
+        }
+        let (parts, body) = req.into_parts();
+        let uri = format!("{}{target}", self.upstream_origin);
+        let mut upstream = Request::builder()
+            .method(parts.method.clone())
+            .uri(&uri)
+            .version(Version::HTTP_11)
+            .body(
+                Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
+                    .map_err(Into::into)
+                    .boxed(),
+            )
+            .map_err(|e| ProxyError::Upstream(e.to_string()))?;
+        let headers = upstream.headers_mut();
+        self.copy_request_headers(&parts.headers, headers);
+        headers.insert(header::HOST, self.host.clone());
+        if let Some(ip) = origin.peer
+            && let Ok(v) = HeaderValue::from_str(&ip.to_string())
+        {
+            headers.insert(HeaderName::from_static("x-forwarded-for"), v);
+        }
+        headers.insert(
+            HeaderName::from_static("x-forwarded-proto"),
+            self.public_scheme.clone(),
+        );
+        headers.insert(
+            HeaderName::from_static("x-forwarded-host"),
+            self.public_host.clone(),
+        );
+        if let Ok(v) = HeaderValue::from_str(origin.request_id) {
+            headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
+        }
+        headers.insert(self.assertion_header.clone(), identity.assertion);
+        if self.identity_headers {
+            let mut put = |name: &'static str, value: Option<&str>| {
+                if let Some(v) = value.and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
+                    headers.insert(HeaderName::from_static(name), v);
+                }
+            };
+            put(USER_HEADER, Some(&identity.username));
+            put(EMAIL_HEADER, identity.email.as_deref());
+            put(NAME_HEADER, identity.name.as_deref());
+        }
+
+        let wait = self
+            .config
+            .response_header_timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
+        let response = match tokio::time::timeout(wait, self.client.request(upstream)).await {
+            Err(_) => return Err(ProxyError::Timeout),
+            Ok(Err(e)) => return Err(classify(&e, limit)),
+            Ok(Ok(r)) => r,
+        };
+        let (mut parts, body) = response.into_parts();
+        self.rewrite_response_headers(&mut parts.headers);
+        let body = Deadline {
+            inner: body,
+            sleep: Box::pin(tokio::time::sleep_until(deadline)),
+        };
+        Ok(Response::from_parts(parts, body.boxed()))
+    }
+
+    fn copy_request_headers(&self, from: &HeaderMap, to: &mut HeaderMap) {
+        let connection_named = connection_tokens(from);
+        for (name, value) in from {
+            let n = name.as_str();
+            if is_hop_by_hop(n)
+                || connection_named.iter().any(|c| c == n)
+                || n == header::HOST
+                || n == header::AUTHORIZATION
+                || self.is_stripped(n)
+            {
+                continue;
+            }
+            if n == header::COOKIE {
+                if let Some(v) = self.without_own_cookies(value) {
+                    to.append(header::COOKIE, v);
+                }
+                continue;
+            }
+            to.append(name.clone(), value.clone());
+        }
+    }
+
+    /// Headers only ltigate may set, matched in any case and with `_` for `-`
+    /// (WSGI servers merge `X_Forwarded_User` into `X-Forwarded-User`).
+    fn is_stripped(&self, name: &str) -> bool {
+        let n = name.replace('_', "-");
+        n == self.assertion_header.as_str()
+            || n.starts_with("x-ltigate-")
+            || n.starts_with("x-forwarded-")
+            || n == "forwarded"
+            || n == "x-real-ip"
+            || n == REQUEST_ID_HEADER
+    }
+
+    /// The `Cookie` header without ltigate's session and state cookies.
+    fn without_own_cookies(&self, value: &HeaderValue) -> Option<HeaderValue> {
+        let s = value.to_str().ok()?;
+        let kept: Vec<&str> = s
+            .split(';')
+            .map(str::trim)
+            .filter(|pair| {
+                let name = pair.split('=').next().unwrap_or_default().trim();
+                !pair.is_empty()
+                    && name != self.session_cookie
+                    && !name.starts_with("ltigate_state_")
+            })
+            .collect();
+        if kept.is_empty() {
+            None
+        } else {
+            HeaderValue::from_str(&kept.join("; ")).ok()
+        }
+    }
+
+    fn rewrite_response_headers(&self, headers: &mut HeaderMap) {
+        let connection_named = connection_tokens(headers);
+        for name in connection_named {
+            headers.remove(name.as_str());
+        }
+        for name in HOP_BY_HOP {
+            headers.remove(*name);
+        }
+        let cookies: Vec<HeaderValue> = headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .cloned()
+            .collect();
+        headers.remove(header::SET_COOKIE);
+        for value in cookies {
+            match self.rewrite_set_cookie(&value) {
+                Some(v) => {
+                    headers.append(header::SET_COOKIE, v);
+                }
+                None => tracing::warn!(
+                    "dropped an upstream Set-Cookie that could not be parsed or names a gateway cookie"
+                ),
+            }
+        }
+        let rewritten = headers
+            .get(header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|location| {
+                self.upstream_aliases.iter().find_map(|o| {
+                    location
+                        .strip_prefix(o.as_str())
+                        .filter(|r| r.is_empty() || r.starts_with('/'))
+                })
+            })
+            .and_then(|rest| HeaderValue::from_str(&format!("{}{rest}", self.public_origin)).ok());
+        if let Some(v) = rewritten {
+            headers.insert(header::LOCATION, v);
+        }
+    }
+
+    fn rewrite_set_cookie(&self, value: &HeaderValue) -> Option<HeaderValue> {
+        let mut c = Cookie::parse(value.to_str().ok()?.to_owned()).ok()?;
+        if c.name() == self.session_cookie || c.name().starts_with("ltigate_state_") {
+            return None;
+        }
+        c.unset_domain();
+        if self.https {
+            c.set_secure(true);
+            c.set_same_site(SameSite::None);
+            if self.partitioned {
+                c.set_partitioned(true);
+            }
+        }
+        HeaderValue::from_str(&c.to_string()).ok()
+    }
+}
+
+/// RFC 9110 §7.6.1 connection-specific fields, plus the legacy ones.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.contains(&name)
+}
+
+/// Header names listed in `Connection`, lower-cased.
+fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        || connection_tokens(headers).iter().any(|t| t == "upgrade")
+}
+
+fn classify(e: &hyper_util::client::legacy::Error, limit: u64) -> ProxyError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return ProxyError::BodyTooLarge(limit);
+        }
+        source = err.source();
+    }
+    if e.is_connect() {
+        ProxyError::Connect(e.to_string())
+    } else {
+        ProxyError::Upstream(e.to_string())
+    }
+}
+
+/// A response body that fails once the whole-request deadline passes.
+struct Deadline<B> {
+    inner: B,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl<B> HttpBody for Deadline<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(
+                "the upstream response exceeded the request timeout".into(),
+            )));
+        }
+        Pin::new(&mut self.inner).poll_frame(cx).map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -6,6 +6,7 @@
 
 pub mod platform;
 pub mod redis_server;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,6 +20,8 @@ use tokio::net::TcpListener;
 pub use platform::{AuthRequest, TestPlatform};
 #[allow(unused_imports)]
 pub use redis_server::RedisServer;
+#[allow(unused_imports)]
+pub use upstream::TestUpstream;
 
 pub const COURSE: &str = "course-v1:OrgX+CS101+2026";
 pub const USAGE: &str = "block-v1:OrgX+CS101+2026+type@problem+block@p1";
@@ -53,6 +56,23 @@ pub struct GatewayOptions {
     pub public_url: Option<String>,
     /// Reuse a directory (to restart on the same embedded store).
     pub dir: Option<Arc<tempfile::TempDir>>,
+    /// An upstream URL: adds `[upstream]`, `[assertion]` and the shipped
+    /// gating rules from `gateway.toml`.
+    pub upstream: Option<String>,
+    /// Extra lines for `[upstream]`.
+    pub upstream_extra: String,
+    /// Extra lines for `[assertion]`.
+    pub assertion_extra: String,
+}
+
+/// The username key the test configs use.
+pub const USERNAME_KEY: &str = "test-username-key-0123456789";
+
+/// The `[[rules]]` shipped in `gateway.toml`, verbatim.
+pub fn shipped_rules() -> String {
+    let shipped = include_str!("../../gateway.toml");
+    let start = shipped.find("[[rules]]").expect("gateway.toml ships [[rules]]");
+    shipped[start..].to_owned()
 }
 
 /// A tool key generated once per test binary (RSA generation is slow).
@@ -125,8 +145,19 @@ key = "tool-1"
 deployment_ids = ["{deployment}"]
 {platform_extra}
 
+{upstream}
+
 {extra}
 "#,
+            upstream = match &opts.upstream {
+                None => String::new(),
+                Some(url) => format!(
+                    "[upstream]\nurl = \"{url}\"\n{}\n\n[assertion]\nusername_key = \"{USERNAME_KEY}\"\n{}\n\n{}",
+                    opts.upstream_extra,
+                    opts.assertion_extra,
+                    shipped_rules()
+                ),
+            },
             key_path = key_path.display().to_string(),
             session = opts.session,
             issuer = platform.issuer,

@@ -1,0 +1,152 @@
+//! A test LMS: records every request it receives and answers by path.
+//!
+//! - `/xblock/<usage_key>`: 200 HTML naming the block (404 if the block id is `missing`);
+//! - `/slow/...`: waits `slow` before answering;
+//! - `/set-cookie`: sets cookies with a `Domain`;
+//! - `/redirect`: 302 to its own absolute URL;
+//! - `/upload`: reads the whole body and answers its size;
+//! - anything else: 200 `ok <path>`.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+/// One request as the upstream saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    /// Path and query exactly as received.
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body_len: usize,
+}
+
+impl Seen {
+    /// Every value of a header (case-insensitive name).
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.header_all(name).first().copied()
+    }
+}
+
+pub struct TestUpstream {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl TestUpstream {
+    pub async fn start() -> Self {
+        Self::start_with(Duration::from_secs(3)).await
+    }
+
+    /// `slow` is how long `/slow/...` waits.
+    pub async fn start_with(slow: Duration) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let log = log.clone();
+                        async move { Ok::<_, std::convert::Infallible>(answer(req, &log, addr, slow).await) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { addr, seen }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Everything received so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("lock").clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.seen.lock().expect("lock").len()
+    }
+
+    pub fn last(&self) -> Seen {
+        self.seen().last().cloned().expect("the upstream saw a request")
+    }
+}
+
+async fn answer(
+    req: hyper::Request<hyper::body::Incoming>,
+    log: &Mutex<Vec<Seen>>,
+    addr: SocketAddr,
+    slow: Duration,
+) -> hyper::Response<Full<Bytes>> {
+    let method = req.method().to_string();
+    let target = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let path = req.uri().path().to_owned();
+    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    log.lock().expect("lock").push(Seen {
+        method,
+        target,
+        headers,
+        body_len: body.len(),
+    });
+    let respond = |status: u16, body: String| {
+        hyper::Response::builder()
+            .status(status)
+            .header("content-type", "text/html; charset=utf-8")
+            .body(Full::new(Bytes::from(body)))
+            .expect("response")
+    };
+    if let Some(key) = path.strip_prefix("/xblock/") {
+        if key.ends_with("@missing") {
+            return respond(404, "<h1>Page not found (LMS)</h1>".into());
+        }
+        return respond(200, format!("<html><body>block {key}</body></html>"));
+    }
+    if path.starts_with("/slow/") {
+        tokio::time::sleep(slow).await;
+        return respond(200, "slow ok".into());
+    }
+    match path.as_str() {
+        "/set-cookie" => hyper::Response::builder()
+            .status(200)
+            .header("set-cookie", "sessionid=abc; Domain=.example.com; Path=/; HttpOnly")
+            .header("set-cookie", "csrftoken=xyz; Domain=lms.example.com; Path=/")
+            .header("set-cookie", "ltigate_session=forged; Path=/")
+            .header("connection", "close, x-hop")
+            .header("x-hop", "secret")
+            .body(Full::new(Bytes::from_static(b"cookies")))
+            .expect("response"),
+        "/redirect" => hyper::Response::builder()
+            .status(302)
+            .header("location", format!("http://{addr}/static/after-redirect.js"))
+            .body(Full::new(Bytes::new()))
+            .expect("response"),
+        "/upload" => respond(200, format!("received {}", body.len())),
+        _ => respond(200, format!("ok {path}")),
+    }
+}

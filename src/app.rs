@@ -60,6 +60,8 @@ pub struct AppState {
     pub sessions: Sessions,
     /// The gated proxy and its assertions; `None` without `[upstream]`.
     pub proxy: Option<(Proxy, Asserter)>,
+    /// Grade delivery state; `None` without `[grades]`.
+    pub grades: Option<crate::grades::worker::GradesRuntime>,
     cookies: CookiePolicy,
 }
 
@@ -103,6 +105,7 @@ impl AppState {
             }),
             _ => None,
         };
+        let grades = config.grades.as_ref().map(|_| Default::default());
         Ok(Arc::new(Self {
             config,
             clock,
@@ -111,6 +114,7 @@ impl AppState {
             tool_keys,
             client,
             sessions,
+            grades,
             proxy,
             cookies,
         }))

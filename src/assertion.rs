@@ -21,8 +21,9 @@ use serde::Serialize;
 
 use crate::clock::{Clock, UnixTime};
 use crate::config::AssertionConfig;
+use crate::content::{CourseKey, UsageKey};
 use crate::keys::{KeyError, ToolKey};
-use crate::session::{Grant, Session, UserRef};
+use crate::session::{Grant, LaunchContext, Session, UserRef};
 
 /// Above this many cached assertions, expired ones are swept on insert.
 const CACHE_SWEEP_AT: usize = 50_000;
@@ -75,6 +76,57 @@ pub struct Asserter {
 }
 
 impl Asserter {
+    /// An assertion for a server-to-server call made on a learner's behalf
+    /// (the composite score), without a browser session. Not cached.
+    pub fn for_service(
+        &self,
+        user: &UserRef,
+        course: &CourseKey,
+        usage: &UsageKey,
+    ) -> Result<HeaderValue, KeyError> {
+        self.sign(user, None, course, usage, self.clock.now())
+    }
+
+    fn sign(
+        &self,
+        user: &UserRef,
+        launch: Option<&LaunchContext>,
+        course: &CourseKey,
+        usage: &UsageKey,
+        now: UnixTime,
+    ) -> Result<HeaderValue, KeyError> {
+        let username = self.username(user);
+        let claims = Claims {
+            iss: &self.issuer,
+            aud: &self.config.audience,
+            sub: &username,
+            iat: now,
+            exp: now + self.config.ttl_sec,
+            email: launch.and_then(|l| l.email.as_deref()),
+            name: launch.and_then(|l| l.name.as_deref()),
+            given_name: launch.and_then(|l| l.given_name.as_deref()),
+            family_name: launch.and_then(|l| l.family_name.as_deref()),
+            locale: launch.and_then(|l| l.locale.as_deref()),
+            roles: launch.map_or(&[], |l| l.roles.as_slice()),
+            context: launch.and_then(|l| l.context.as_ref()),
+            resource_link_id: launch
+                .and_then(|l| l.resource_link.as_ref())
+                .and_then(|r| r.get("id"))
+                .and_then(|id| id.as_str()),
+            course_key: course.as_str(),
+            usage_key: usage.as_str(),
+            lti: LtiSource {
+                issuer: &user.issuer,
+                client_id: &user.client_id,
+                deployment_id: launch.map_or("", |l| l.deployment_id.as_str()),
+                sub: &user.sub,
+            },
+        };
+        let token = self.key.sign(&claims)?;
+        // A JWT is base64url and dots: always a valid header value.
+        HeaderValue::from_str(&token).map_err(|_| KeyError::NotRsa)
+    }
+
     pub fn new(
         config: AssertionConfig,
         key: Arc<ToolKey>,
@@ -132,39 +184,14 @@ impl Asserter {
         {
             return Ok(hit.0.clone());
         }
-        let username = self.username(&session.user);
-        let launch = &grant.launch;
         let exp = now + self.config.ttl_sec;
-        let claims = Claims {
-            iss: &self.issuer,
-            aud: &self.config.audience,
-            sub: &username,
-            iat: now,
-            exp,
-            email: launch.email.as_deref(),
-            name: launch.name.as_deref(),
-            given_name: launch.given_name.as_deref(),
-            family_name: launch.family_name.as_deref(),
-            locale: launch.locale.as_deref(),
-            roles: &launch.roles,
-            context: launch.context.as_ref(),
-            resource_link_id: launch
-                .resource_link
-                .as_ref()
-                .and_then(|r| r.get("id"))
-                .and_then(|id| id.as_str()),
-            course_key: grant.content.course.as_str(),
-            usage_key: grant.content.usage.as_str(),
-            lti: LtiSource {
-                issuer: &session.user.issuer,
-                client_id: &session.user.client_id,
-                deployment_id: &launch.deployment_id,
-                sub: &session.user.sub,
-            },
-        };
-        let token = self.key.sign(&claims)?;
-        // A JWT is base64url and dots: always a valid header value.
-        let value = HeaderValue::from_str(&token).map_err(|_| KeyError::NotRsa)?;
+        let value = self.sign(
+            &session.user,
+            Some(&grant.launch),
+            &grant.content.course,
+            &grant.content.usage,
+            now,
+        )?;
         if self.cache.len() >= CACHE_SWEEP_AT {
             self.cache.retain(|_, (_, exp)| *exp > now);
         }

@@ -31,14 +31,25 @@ pub fn report(config: &Config) -> String {
     };
     match &config.upstream {
         Some(u) => {
-            let _ = writeln!(out, "  upstream:    {} (display path {})", u.origin(), u.display_path);
+            let _ = writeln!(
+                out,
+                "  upstream:    {} (display path {})",
+                u.origin(),
+                u.display_path
+            );
             let _ = writeln!(out, "  rules:       {} gating rules", config.rules.len());
             if config.rules.is_empty() {
-                let _ = writeln!(out, "               (none: only the display path is forwarded)");
+                let _ = writeln!(
+                    out,
+                    "               (none: only the display path is forwarded)"
+                );
             }
         }
         None => {
-            let _ = writeln!(out, "  upstream:    none (the display path only confirms a grant)");
+            let _ = writeln!(
+                out,
+                "  upstream:    none (the display path only confirms a grant)"
+            );
         }
     }
     let _ = writeln!(out, "\nGive each platform these values:");

@@ -9,6 +9,7 @@
 //! variables, read through a [`SecretSource`] so that tests never touch the
 //! process environment.
 
+mod grades;
 mod raw;
 mod upstream;
 
@@ -24,6 +25,7 @@ use crate::content::{CourseKey, UsageKey};
 use crate::gate::{BlockFilter, LaunchGate};
 use crate::keys::{self, ToolKey};
 
+pub use grades::GradesConfig;
 pub use raw::RawConfig;
 pub use upstream::{AssertionConfig, UpstreamConfig};
 
@@ -90,6 +92,8 @@ pub struct Config {
     pub assertion: Option<AssertionConfig>,
     /// Gating rules for every path other than the LTI endpoints.
     pub rules: Vec<crate::rules::Rule>,
+    /// Grade passback; `None` without `[grades]`.
+    pub grades: Option<GradesConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -229,6 +233,7 @@ impl Config {
         let (upstream, assertion) =
             v.upstream(raw.upstream, raw.assertion, &keys, &server, secrets)?;
         let rules = v.rules(raw.rules)?;
+        let grades = v.grades(raw.grades, upstream.is_some(), secrets)?;
         Ok(Self {
             source: path.to_owned(),
             server,
@@ -240,6 +245,7 @@ impl Config {
             upstream,
             assertion,
             rules,
+            grades,
         })
     }
 }

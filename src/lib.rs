@@ -20,6 +20,7 @@ pub mod content;
 pub mod cookies;
 pub mod form;
 pub mod gate;
+pub mod grades;
 pub mod jwks;
 pub mod keygen;
 pub mod keys;

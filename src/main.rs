@@ -46,6 +46,28 @@ enum Command {
         #[arg(long, default_value = "ltigate-1")]
         kid: String,
     },
+    /// Inspect and retry grade deliveries (asks the running gateway).
+    #[command(subcommand)]
+    Grades(GradesCommand),
+}
+
+#[derive(Subcommand)]
+enum GradesCommand {
+    /// List pending and failed deliveries.
+    List {
+        /// Only the failed ones.
+        #[arg(long)]
+        failed: bool,
+    },
+    /// Re-queue a delivery, or every failed one.
+    Retry {
+        /// The delivery id (from `grades list`).
+        #[arg(required_unless_present = "all_failed", conflicts_with = "all_failed")]
+        id: Option<String>,
+        /// Re-queue every failed delivery.
+        #[arg(long)]
+        all_failed: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -73,6 +95,45 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve => serve(&cli.config),
+        Command::Grades(cmd) => grades(&cli.config, cmd),
+    }
+}
+
+fn grades(path: &std::path::Path, cmd: GradesCommand) -> ExitCode {
+    let config = match ltigate::Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ltigate: invalid configuration: {e}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ltigate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cmd {
+            GradesCommand::List { failed } => ltigate::grades::cli::list(&config, failed).await,
+            GradesCommand::Retry { id, .. } => {
+                ltigate::grades::cli::retry(&config, id.as_deref()).await
+            }
+        }
+    });
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ltigate grades: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

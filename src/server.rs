@@ -6,8 +6,10 @@
 //! timeout. On shutdown the listener closes at once, in-flight requests get
 //! `server.shutdown_grace_sec` to finish, and then the server returns.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +38,7 @@ pub enum ServeError {
 /// A running gateway.
 pub struct Running {
     addr: SocketAddr,
+    grades_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -44,6 +47,11 @@ impl Running {
     /// The address the gateway listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the internal score API, when `[grades]` is configured.
+    pub fn grades_addr(&self) -> Option<SocketAddr> {
+        self.grades_addr
     }
 
     /// A token that stops the gateway when cancelled.
@@ -69,26 +77,68 @@ pub async fn start(app: Arc<AppState>) -> Result<Running, ServeError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;
-    start_on(listener, app)
+    start_on(listener, app).await
 }
 
 /// Serves on an already bound listener (tests bind `127.0.0.1:0` first).
-pub fn start_on(listener: TcpListener, app: Arc<AppState>) -> Result<Running, ServeError> {
+/// Also binds the internal score API and starts grade delivery when
+/// `[grades]` is configured.
+pub async fn start_on(listener: TcpListener, app: Arc<AppState>) -> Result<Running, ServeError> {
     let addr = listener.local_addr().map_err(|source| ServeError::Bind {
         addr: app.config.server.listen,
         source,
     })?;
-    let tls = app
-        .config
-        .server
-        .tls
-        .as_ref()
-        .map(tls_acceptor)
-        .transpose()?;
+    let server = &app.config.server;
+    let tls = server.tls.as_ref().map(tls_acceptor).transpose()?;
+    let limits = Limits {
+        header_read: server.header_read_timeout,
+        handshake: server.tls_handshake_timeout,
+        grace: server.shutdown_grace,
+    };
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(accept_loop(listener, app, tls, shutdown.clone()));
+    let mut tasks = Vec::new();
+    let mut grades_addr = None;
+    if let Some(grades) = &app.config.grades {
+        let api_listener =
+            TcpListener::bind(grades.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: grades.listen,
+                    source,
+                })?;
+        grades_addr = api_listener.local_addr().ok();
+        let api_app = app.clone();
+        let api: Handler =
+            Arc::new(move |req| Box::pin(crate::grades::api::handle(api_app.clone(), req)));
+        tasks.push(tokio::spawn(accept_loop(
+            api_listener,
+            api,
+            None,
+            limits,
+            shutdown.clone(),
+        )));
+        tasks.push(tokio::spawn(crate::grades::worker::run(
+            app.clone(),
+            shutdown.clone(),
+        )));
+    }
+    let public_app = app.clone();
+    let public: Handler = Arc::new(move |req| Box::pin(handle(public_app.clone(), req)));
+    tasks.push(tokio::spawn(accept_loop(
+        listener,
+        public,
+        tls,
+        limits,
+        shutdown.clone(),
+    )));
+    let task = tokio::spawn(async move {
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
     Ok(Running {
         addr,
+        grades_addr,
         shutdown,
         task,
     })
@@ -109,10 +159,28 @@ fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ServeError> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// Answers one request; the server puts the peer address on it first.
+type Handler = Arc<
+    dyn Fn(
+            http::Request<hyper::body::Incoming>,
+        ) -> Pin<Box<dyn Future<Output = http::Response<crate::Body>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Timeouts shared by every listener.
+#[derive(Clone, Copy)]
+struct Limits {
+    header_read: Duration,
+    handshake: Duration,
+    grace: Duration,
+}
+
 async fn accept_loop(
     listener: TcpListener,
-    app: Arc<AppState>,
+    handler: Handler,
     tls: Option<TlsAcceptor>,
+    limits: Limits,
     shutdown: CancellationToken,
 ) {
     let graceful = GracefulShutdown::new();
@@ -120,11 +188,11 @@ async fn accept_loop(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(app.config.server.header_read_timeout);
+        .header_read_timeout(limits.header_read);
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
-    let handshake_timeout = app.config.server.tls_handshake_timeout;
-    let grace = app.config.server.shutdown_grace;
+    let handshake_timeout = limits.handshake;
+    let grace = limits.grace;
 
     loop {
         let (stream, peer) = tokio::select! {
@@ -140,15 +208,15 @@ async fn accept_loop(
             },
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
+        let handler = handler.clone();
         let builder = builder.clone();
         let tls = tls.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-                let app = app.clone();
                 req.extensions_mut().insert(PeerAddr(peer));
-                async move { Ok::<_, std::convert::Infallible>(handle(app, req).await) }
+                let response = handler(req);
+                async move { Ok::<_, std::convert::Infallible>(response.await) }
             });
             match tls {
                 None => serve(&builder, watcher, TokioIo::new(stream), service).await,

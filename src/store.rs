@@ -27,6 +27,10 @@ pub enum Namespace {
     LoginState,
     /// Gateway sessions and their grants.
     Session,
+    /// Graded resources, by upstream username and usage key.
+    Graded,
+    /// The LTI identity behind an upstream username with graded resources.
+    GradedUser,
 }
 
 impl Namespace {
@@ -34,6 +38,8 @@ impl Namespace {
         match self {
             Namespace::LoginState => "state",
             Namespace::Session => "session",
+            Namespace::Graded => "graded",
+            Namespace::GradedUser => "graded_user",
         }
     }
 }
@@ -88,8 +94,46 @@ pub trait Store: Send + Sync + 'static {
     async fn update(&self, ns: Namespace, key: &str, f: UpdateFn) -> Result<bool, StoreError>;
     /// How many live values the namespace holds (for operators and tests; O(n)).
     async fn count(&self, ns: Namespace) -> Result<usize, StoreError>;
+
+    /// Puts an item on the work queue, replacing any item with the same id
+    /// (even one that is claimed: its worker will then see it superseded).
+    async fn queue_put(
+        &self,
+        id: &str,
+        payload: Vec<u8>,
+        due_at: UnixTime,
+    ) -> Result<(), StoreError>;
+    /// Atomically takes the earliest item due at `now`, moving its due time to
+    /// `lease_until` so that no other worker (or replica) takes it meanwhile.
+    /// A worker that dies before finishing gives the item back when the lease ends.
+    async fn queue_claim(
+        &self,
+        now: UnixTime,
+        lease_until: UnixTime,
+    ) -> Result<Option<Queued>, StoreError>;
+    /// Finishes a claimed item if its payload is still `claimed`: deletes it
+    /// (`next` = None) or replaces it and its due time. False when the item
+    /// was superseded or removed meanwhile; then nothing is changed.
+    async fn queue_finish(
+        &self,
+        id: &str,
+        claimed: &[u8],
+        next: Option<(Vec<u8>, UnixTime)>,
+    ) -> Result<bool, StoreError>;
+    /// One item.
+    async fn queue_get(&self, id: &str) -> Result<Option<Queued>, StoreError>;
+    /// Every item, in due order.
+    async fn queue_list(&self) -> Result<Vec<Queued>, StoreError>;
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// An item of the work queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub id: String,
+    pub payload: Vec<u8>,
+    pub due_at: UnixTime,
 }
 
 /// Opens the configured backend.

@@ -19,6 +19,21 @@ pub struct RawConfig {
     pub assertion: Option<Assertion>,
     #[serde(default)]
     pub rules: Vec<Rule>,
+    pub grades: Option<Grades>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grades {
+    pub listen: Option<String>,
+    pub token: Option<String>,
+    pub token_env: Option<String>,
+    pub aggregate_delay_sec: Option<u64>,
+    pub max_attempts: Option<u32>,
+    pub composite_score_url: Option<String>,
+    pub resource_ttl_days: Option<u64>,
+    pub request_timeout_sec: Option<u64>,
+    pub poll_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

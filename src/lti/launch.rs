@@ -222,8 +222,9 @@ pub async fn launch(
     let existing = cookies.get(&app.sessions.config().cookie_name);
     let session_id = app
         .sessions
-        .record_launch(existing, user, content.clone(), context)
+        .record_launch(existing, user.clone(), content.clone(), context.clone())
         .await?;
+    crate::grades::record_launch(app, &user, &content, &context).await;
     tracing::info!(
         issuer = %reg.platform.issuer,
         client_id = %reg.platform.client_id,

@@ -13,10 +13,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{Namespace, Store, StoreError, UpdateFn, encode_entry, live_value};
+use super::{Namespace, Queued, Store, StoreError, UpdateFn, encode_entry, live_value};
 use crate::clock::{Clock, UnixTime};
 
 const KV: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("kv");
+/// Queue items: id → due time (8 bytes) + payload.
+const QUEUE_ITEMS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("queue_items");
+/// Queue order: (due time, id).
+const QUEUE_DUE: TableDefinition<'_, (u64, &str), ()> = TableDefinition::new("queue_due");
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 pub struct EmbeddedStore {
@@ -44,6 +48,8 @@ impl EmbeddedStore {
             .map_err(|e| unavailable(format!("cannot open {}: {e}", path.display())))?;
         let tx = db.begin_write().map_err(unavailable)?;
         tx.open_table(KV).map_err(unavailable)?;
+        tx.open_table(QUEUE_ITEMS).map_err(unavailable)?;
+        tx.open_table(QUEUE_DUE).map_err(unavailable)?;
         tx.commit().map_err(unavailable)?;
         let db = Arc::new(db);
         spawn_sweeper(Arc::downgrade(&db), clock.clone());
@@ -69,6 +75,66 @@ impl EmbeddedStore {
         let out = {
             let mut table = tx.open_table(KV).map_err(unavailable)?;
             f(&mut table)?
+        };
+        tx.commit().map_err(unavailable)?;
+        Ok(out)
+    }
+}
+
+/// The two queue tables, open in one write transaction.
+struct QueueTables<'t> {
+    items: redb::Table<'t, &'static str, &'static [u8]>,
+    due: redb::Table<'t, (u64, &'static str), ()>,
+}
+
+impl QueueTables<'_> {
+    fn get(&self, id: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        Ok(self
+            .items
+            .get(id)
+            .map_err(unavailable)?
+            .map(|v| split_due(v.value())))
+    }
+
+    fn set(&mut self, id: &str, payload: &[u8], due_at: u64) -> Result<(), StoreError> {
+        if let Some((old_due, _)) = self.get(id)? {
+            self.due.remove((old_due, id)).map_err(unavailable)?;
+        }
+        self.items
+            .insert(id, encode_entry(due_at, payload).as_slice())
+            .map_err(unavailable)?;
+        self.due.insert((due_at, id), ()).map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn remove(&mut self, id: &str) -> Result<(), StoreError> {
+        if let Some((old_due, _)) = self.get(id)? {
+            self.due.remove((old_due, id)).map_err(unavailable)?;
+        }
+        self.items.remove(id).map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+fn split_due(v: &[u8]) -> (u64, Vec<u8>) {
+    let (head, payload) = v.split_at(8.min(v.len()));
+    let mut due = [0u8; 8];
+    due[..head.len()].copy_from_slice(head);
+    (u64::from_be_bytes(due), payload.to_vec())
+}
+
+impl EmbeddedStore {
+    fn queue_write<T>(
+        db: &Database,
+        f: impl FnOnce(&mut QueueTables<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let tx = db.begin_write().map_err(unavailable)?;
+        let out = {
+            let mut tables = QueueTables {
+                items: tx.open_table(QUEUE_ITEMS).map_err(unavailable)?,
+                due: tx.open_table(QUEUE_DUE).map_err(unavailable)?,
+            };
+            f(&mut tables)?
         };
         tx.commit().map_err(unavailable)?;
         Ok(out)
@@ -193,6 +259,112 @@ impl Store for EmbeddedStore {
                 }
             }
             Ok(n)
+        })
+        .await
+    }
+
+    async fn queue_put(
+        &self,
+        id: &str,
+        payload: Vec<u8>,
+        due_at: UnixTime,
+    ) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        self.blocking(move |db, _| Self::queue_write(db, |q| q.set(&id, &payload, due_at)))
+            .await
+    }
+
+    async fn queue_claim(
+        &self,
+        now: UnixTime,
+        lease_until: UnixTime,
+    ) -> Result<Option<Queued>, StoreError> {
+        self.blocking(move |db, _| {
+            Self::queue_write(db, |q| {
+                let first = q
+                    .due
+                    .range((0u64, "")..)
+                    .map_err(unavailable)?
+                    .next()
+                    .transpose()
+                    .map_err(unavailable)?
+                    .map(|(k, _)| {
+                        let (due, id) = k.value();
+                        (due, id.to_owned())
+                    });
+                let Some((_, id)) = first.filter(|(due, _)| *due <= now) else {
+                    return Ok(None);
+                };
+                let Some((_, payload)) = q.get(&id)? else {
+                    return Ok(None);
+                };
+                q.set(&id, &payload, lease_until)?;
+                Ok(Some(Queued {
+                    id,
+                    payload,
+                    due_at: lease_until,
+                }))
+            })
+        })
+        .await
+    }
+
+    async fn queue_finish(
+        &self,
+        id: &str,
+        claimed: &[u8],
+        next: Option<(Vec<u8>, UnixTime)>,
+    ) -> Result<bool, StoreError> {
+        let (id, claimed) = (id.to_owned(), claimed.to_vec());
+        self.blocking(move |db, _| {
+            Self::queue_write(db, |q| {
+                match q.get(&id)? {
+                    Some((_, current)) if current == claimed => {}
+                    _ => return Ok(false),
+                }
+                match next {
+                    None => q.remove(&id)?,
+                    Some((payload, due)) => q.set(&id, &payload, due)?,
+                }
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn queue_get(&self, id: &str) -> Result<Option<Queued>, StoreError> {
+        let id = id.to_owned();
+        self.blocking(move |db, _| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let items = tx.open_table(QUEUE_ITEMS).map_err(unavailable)?;
+            Ok(items.get(id.as_str()).map_err(unavailable)?.map(|v| {
+                let (due_at, payload) = split_due(v.value());
+                Queued {
+                    id: id.clone(),
+                    payload,
+                    due_at,
+                }
+            }))
+        })
+        .await
+    }
+
+    async fn queue_list(&self) -> Result<Vec<Queued>, StoreError> {
+        self.blocking(move |db, _| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let items = tx.open_table(QUEUE_ITEMS).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for item in items.iter().map_err(unavailable)? {
+                let (k, v) = item.map_err(unavailable)?;
+                let (due_at, payload) = split_due(v.value());
+                out.push(Queued {
+                    id: k.value().to_owned(),
+                    payload,
+                    due_at,
+                });
+            }
+            out.sort_by(|a, b| (a.due_at, &a.id).cmp(&(b.due_at, &b.id)));
+            Ok(out)
         })
         .await
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{Namespace, Store, StoreError, UpdateFn, encode_entry, live_value};
+use super::{Namespace, Queued, Store, StoreError, UpdateFn, encode_entry, live_value};
 use crate::clock::{Clock, UnixTime};
 
 /// How many times `update` retries when another writer got there first.
@@ -32,11 +32,48 @@ redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
 return 1
 ";
 
+/// Queue: a hash of id → payload and a sorted set of id by due time.
+const QUEUE_PUT_SCRIPT: &str = r"
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+return 1
+";
+
+/// Claims the earliest due item: moves its due time to the lease end.
+const QUEUE_CLAIM_SCRIPT: &str = r"
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 1)
+if #ids == 0 then return false end
+local id = ids[1]
+local payload = redis.call('HGET', KEYS[1], id)
+if not payload then
+  redis.call('ZREM', KEYS[2], id)
+  return false
+end
+redis.call('ZADD', KEYS[2], ARGV[2], id)
+return {id, payload}
+";
+
+/// Deletes or replaces an item if its payload is still the claimed one.
+const QUEUE_FINISH_SCRIPT: &str = r"
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+if ARGV[3] == '1' then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+else
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+end
+return 1
+";
+
 pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
     clock: Arc<dyn Clock>,
     cas: redis::Script,
+    queue_put: redis::Script,
+    queue_claim: redis::Script,
+    queue_finish: redis::Script,
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
@@ -58,7 +95,17 @@ impl RedisStore {
             prefix: prefix.to_owned(),
             clock,
             cas: redis::Script::new(CAS_SCRIPT),
+            queue_put: redis::Script::new(QUEUE_PUT_SCRIPT),
+            queue_claim: redis::Script::new(QUEUE_CLAIM_SCRIPT),
+            queue_finish: redis::Script::new(QUEUE_FINISH_SCRIPT),
         })
+    }
+
+    fn queue_keys(&self) -> (String, String) {
+        (
+            format!("{}queue:items", self.prefix),
+            format!("{}queue:due", self.prefix),
+        )
     }
 
     fn key(&self, ns: Namespace, key: &str) -> String {
@@ -189,6 +236,110 @@ impl Store for RedisStore {
             }
             cursor = next;
         }
+    }
+
+    async fn queue_put(
+        &self,
+        id: &str,
+        payload: Vec<u8>,
+        due_at: UnixTime,
+    ) -> Result<(), StoreError> {
+        let (items, due) = self.queue_keys();
+        self.queue_put
+            .key(items)
+            .key(due)
+            .arg(id)
+            .arg(payload)
+            .arg(due_at)
+            .invoke_async::<i64>(&mut self.conn.clone())
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    async fn queue_claim(
+        &self,
+        now: UnixTime,
+        lease_until: UnixTime,
+    ) -> Result<Option<Queued>, StoreError> {
+        let (items, due) = self.queue_keys();
+        let claimed: Option<(String, Vec<u8>)> = self
+            .queue_claim
+            .key(items)
+            .key(due)
+            .arg(now)
+            .arg(lease_until)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(claimed.map(|(id, payload)| Queued {
+            id,
+            payload,
+            due_at: lease_until,
+        }))
+    }
+
+    async fn queue_finish(
+        &self,
+        id: &str,
+        claimed: &[u8],
+        next: Option<(Vec<u8>, UnixTime)>,
+    ) -> Result<bool, StoreError> {
+        let (items, due) = self.queue_keys();
+        let mut call = self.queue_finish.key(items);
+        call.key(due).arg(id).arg(claimed);
+        match next {
+            Some((payload, at)) => call.arg("1").arg(payload).arg(at),
+            None => call.arg("0").arg("").arg(0),
+        };
+        let done: i64 = call
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(done == 1)
+    }
+
+    async fn queue_get(&self, id: &str) -> Result<Option<Queued>, StoreError> {
+        let (items, due) = self.queue_keys();
+        let mut conn = self.conn.clone();
+        let payload: Option<Vec<u8>> = redis::cmd("HGET")
+            .arg(&items)
+            .arg(id)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let Some(payload) = payload else {
+            return Ok(None);
+        };
+        let score: Option<f64> = redis::cmd("ZSCORE")
+            .arg(&due)
+            .arg(id)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(Some(Queued {
+            id: id.to_owned(),
+            payload,
+            due_at: score.map_or(0, |s| s as u64),
+        }))
+    }
+
+    async fn queue_list(&self) -> Result<Vec<Queued>, StoreError> {
+        let (_, due) = self.queue_keys();
+        let ids: Vec<String> = redis::cmd("ZRANGE")
+            .arg(&due)
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(item) = self.queue_get(&id).await? {
+                out.push(item);
+            }
+        }
+        Ok(out)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -71,7 +71,9 @@ pub const USERNAME_KEY: &str = "test-username-key-0123456789";
 /// The `[[rules]]` shipped in `gateway.toml`, verbatim.
 pub fn shipped_rules() -> String {
     let shipped = include_str!("../../gateway.toml");
-    let start = shipped.find("[[rules]]").expect("gateway.toml ships [[rules]]");
+    let start = shipped
+        .find("[[rules]]")
+        .expect("gateway.toml ships [[rules]]");
     shipped[start..].to_owned()
 }
 
@@ -183,7 +185,9 @@ deployment_ids = ["{deployment}"]
             .unwrap_or_else(|e| panic!("test config invalid: {e}\n{text}"));
         let clock = ManualClock::new();
         let app = AppState::build(config, clock.clone()).expect("build app");
-        let running = ltigate::start_on(listener, app.clone()).expect("start");
+        let running = ltigate::start_on(listener, app.clone())
+            .await
+            .expect("start");
         Self {
             addr,
             app,

@@ -53,18 +53,24 @@ impl TestUpstream {
 
     /// `slow` is how long `/slow/...` waits.
     pub async fn start_with(slow: Duration) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let log = log.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let log = log.clone();
-                        async move { Ok::<_, std::convert::Infallible>(answer(req, &log, addr, slow).await) }
+                        async move {
+                            Ok::<_, std::convert::Infallible>(answer(req, &log, addr, slow).await)
+                        }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service)
@@ -89,7 +95,10 @@ impl TestUpstream {
     }
 
     pub fn last(&self) -> Seen {
-        self.seen().last().cloned().expect("the upstream saw a request")
+        self.seen()
+            .last()
+            .cloned()
+            .expect("the upstream saw a request")
     }
 }
 
@@ -100,14 +109,28 @@ async fn answer(
     slow: Duration,
 ) -> hyper::Response<Full<Bytes>> {
     let method = req.method().to_string();
-    let target = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
     let headers = req
         .headers()
         .iter()
-        .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(n, v)| {
+            (
+                n.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let path = req.uri().path().to_owned();
-    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     log.lock().expect("lock").push(Seen {
         method,
         target,
@@ -134,8 +157,14 @@ async fn answer(
     match path.as_str() {
         "/set-cookie" => hyper::Response::builder()
             .status(200)
-            .header("set-cookie", "sessionid=abc; Domain=.example.com; Path=/; HttpOnly")
-            .header("set-cookie", "csrftoken=xyz; Domain=lms.example.com; Path=/")
+            .header(
+                "set-cookie",
+                "sessionid=abc; Domain=.example.com; Path=/; HttpOnly",
+            )
+            .header(
+                "set-cookie",
+                "csrftoken=xyz; Domain=lms.example.com; Path=/",
+            )
             .header("set-cookie", "ltigate_session=forged; Path=/")
             .header("connection", "close, x-hop")
             .header("x-hop", "secret")
@@ -143,7 +172,10 @@ async fn answer(
             .expect("response"),
         "/redirect" => hyper::Response::builder()
             .status(302)
-            .header("location", format!("http://{addr}/static/after-redirect.js"))
+            .header(
+                "location",
+                format!("http://{addr}/static/after-redirect.js"),
+            )
             .body(Full::new(Bytes::new()))
             .expect("response"),
         "/upload" => respond(200, format!("received {}", body.len())),

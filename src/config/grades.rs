@@ -1,0 +1,136 @@
+//! Validation of `[grades]`: the internal score API and grade delivery.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::{ConfigError, SecretSource, Validator, raw};
+
+pub const DEFAULT_GRADES_LISTEN: &str = "127.0.0.1:8081";
+pub const DEFAULT_AGGREGATE_DELAY_SEC: u64 = 900;
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
+pub const DEFAULT_COMPOSITE_SCORE_URL: &str =
+    "{upstream}/ltigate/score?user={username}&usage_key={usage_key}";
+pub const DEFAULT_RESOURCE_TTL_DAYS: u64 = 365;
+pub const DEFAULT_GRADES_REQUEST_TIMEOUT_SEC: u64 = 15;
+pub const DEFAULT_POLL_INTERVAL_MS: u64 = 1000;
+const MIN_TOKEN_BYTES: usize = 16;
+
+/// Grade passback settings.
+#[derive(Clone)]
+pub struct GradesConfig {
+    /// The internal score API's listener (loopback by default).
+    pub listen: SocketAddr,
+    /// The bearer token the LMS sends. Never logged.
+    pub token: String,
+    pub aggregate_delay_sec: u64,
+    pub max_attempts: u32,
+    /// Where the LMS computes composite scores: `{upstream}`, `{username}`,
+    /// `{usage_key}` and `{course_key}` are replaced (the last three URL-encoded).
+    pub composite_score_url: String,
+    pub resource_ttl_sec: u64,
+    pub request_timeout: Duration,
+    pub poll_interval: Duration,
+}
+
+impl std::fmt::Debug for GradesConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GradesConfig")
+            .field("listen", &self.listen)
+            .field("aggregate_delay_sec", &self.aggregate_delay_sec)
+            .field("max_attempts", &self.max_attempts)
+            .field("composite_score_url", &self.composite_score_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Validator<'_> {
+    pub(super) fn grades(
+        &self,
+        raw: Option<raw::Grades>,
+        has_upstream: bool,
+        secrets: &dyn SecretSource,
+    ) -> Result<Option<GradesConfig>, ConfigError> {
+        let Some(raw) = raw else { return Ok(None) };
+        if !has_upstream {
+            return Err(self.err(
+                "grades",
+                "needs [upstream] and [assertion]: scores are matched by upstream username",
+            ));
+        }
+        let listen = raw
+            .listen
+            .as_deref()
+            .unwrap_or(DEFAULT_GRADES_LISTEN)
+            .parse::<SocketAddr>()
+            .map_err(|_| self.err("grades.listen", "must be an address like 127.0.0.1:8081"))?;
+        let (field, token) = match (raw.token, raw.token_env) {
+            (Some(t), None) => ("grades.token", t),
+            (None, Some(var)) => (
+                "grades.token_env",
+                secrets.env(&var).ok_or_else(|| {
+                    self.err(
+                        "grades.token_env",
+                        format!("environment variable {var} is not set"),
+                    )
+                })?,
+            ),
+            _ => {
+                return Err(self.err(
+                    "grades.token",
+                    "set exactly one of token and token_env: the bearer token the LMS sends",
+                ));
+            }
+        };
+        if token.len() < MIN_TOKEN_BYTES || token.bytes().any(|b| !b.is_ascii_graphic()) {
+            return Err(self.err(
+                field,
+                format!("must be at least {MIN_TOKEN_BYTES} printable characters without spaces"),
+            ));
+        }
+        let composite_score_url = raw
+            .composite_score_url
+            .unwrap_or_else(|| DEFAULT_COMPOSITE_SCORE_URL.to_owned());
+        let sample = composite_score_url
+            .replace("{upstream}", "http://lms")
+            .replace("{username}", "u")
+            .replace("{usage_key}", "k")
+            .replace("{course_key}", "c");
+        if url::Url::parse(&sample).is_err()
+            || !composite_score_url.contains("{usage_key}")
+            || sample.contains(['{', '}'])
+        {
+            return Err(self.err(
+                "grades.composite_score_url",
+                "must be a URL template with {usage_key} (and {username}, {upstream}, {course_key} as needed)",
+            ));
+        }
+        let max_attempts = match raw.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS) {
+            0 => return Err(self.err("grades.max_attempts", "must be greater than 0")),
+            n => n,
+        };
+        Ok(Some(GradesConfig {
+            listen,
+            token,
+            aggregate_delay_sec: raw
+                .aggregate_delay_sec
+                .unwrap_or(DEFAULT_AGGREGATE_DELAY_SEC),
+            max_attempts,
+            composite_score_url,
+            resource_ttl_sec: self.positive(
+                "grades.resource_ttl_days",
+                raw.resource_ttl_days,
+                DEFAULT_RESOURCE_TTL_DAYS,
+            )? * 86_400,
+            request_timeout: Duration::from_secs(self.positive(
+                "grades.request_timeout_sec",
+                raw.request_timeout_sec,
+                DEFAULT_GRADES_REQUEST_TIMEOUT_SEC,
+            )?),
+            poll_interval: Duration::from_millis(self.positive(
+                "grades.poll_interval_ms",
+                raw.poll_interval_ms,
+                DEFAULT_POLL_INTERVAL_MS,
+            )?),
+        }))
+    }
+}

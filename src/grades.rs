@@ -1,0 +1,252 @@
+//! Grade passback (LTI Assignment and Grade Services).
+//!
+//! Owns the whole path of a score from the LMS to the launching platform:
+//! [`record_launch`] remembers a *graded resource* when a launch grants the
+//! AGS `score` scope; [`api`] is the internal score API the LMS posts score
+//! changes to, on its own listener; [`queue`] turns a score change into
+//! durable deliveries in the store (embedded or Redis), debouncing composite
+//! scores; [`worker`] claims due deliveries (one replica each), and [`ags`]
+//! speaks AGS to the platform (OAuth2 client-credentials tokens with a JWT
+//! client assertion, line items, scores).
+//!
+//! Semantics follow the Open edX plugin: a problem's own score is sent at
+//! once as `scoreGiven = earned`, `scoreMaximum = possible`; a unit,
+//! subsection or course launched as a graded resource is sent
+//! `aggregate_delay_sec` after the last change within it, with the composite
+//! score the LMS computes, normalised to `scoreGiven = earned / possible`,
+//! `scoreMaximum = 1`. A grade is never dropped silently: it is delivered,
+//! retried, or parked as failed for an operator to see and retry.
+
+pub mod ags;
+pub mod api;
+pub mod cli;
+pub mod queue;
+pub mod worker;
+
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::clock::UnixTime;
+use crate::content::{ContentPath, CourseKey, UsageKey};
+use crate::session::{LaunchContext, UserRef};
+use crate::store::{Namespace, StoreError};
+
+pub const SCORE_SCOPE: &str = "https://purl.imsglobal.org/spec/lti-ags/scope/score";
+pub const LINEITEM_SCOPE: &str = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem";
+
+/// One launched resource whose grade goes back to its platform.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GradedResource {
+    pub issuer: String,
+    pub client_id: String,
+    /// The LTI `sub`: the score's `userId`.
+    pub sub: String,
+    /// The stable upstream username the LMS knows the learner by.
+    pub username: String,
+    pub course_key: CourseKey,
+    pub usage_key: UsageKey,
+    pub resource_link_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_link_title: Option<String>,
+    /// The line item to post scores to, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineitem: Option<String>,
+    /// The line items container, to find or create the line item in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineitems: Option<String>,
+    pub scopes: Vec<String>,
+    pub updated_at: UnixTime,
+}
+
+impl GradedResource {
+    /// A stable id: the same resource of the same user always has it.
+    pub fn id(&self) -> String {
+        let digest = aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            [
+                self.issuer.as_str(),
+                self.client_id.as_str(),
+                self.sub.as_str(),
+                self.resource_link_id.as_str(),
+                self.usage_key.as_str(),
+            ]
+            .join("\0")
+            .as_bytes(),
+        );
+        digest.as_ref()[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    fn same_link(&self, other: &Self) -> bool {
+        self.issuer == other.issuer
+            && self.client_id == other.client_id
+            && self.sub == other.sub
+            && self.resource_link_id == other.resource_link_id
+    }
+}
+
+/// The store key of the resources of one user and one usage key.
+fn resources_key(username: &str, usage: &UsageKey) -> String {
+    format!("{username}|{usage}")
+}
+
+/// What a launch's AGS claim allows, or why there will be no passback.
+fn graded_from_launch(
+    user: &UserRef,
+    username: String,
+    content: &ContentPath,
+    launch: &LaunchContext,
+    now: UnixTime,
+) -> Result<GradedResource, &'static str> {
+    let ags = launch
+        .ags_endpoint
+        .as_ref()
+        .ok_or("the launch has no AGS endpoint claim")?;
+    let scopes: Vec<String> = ags
+        .get("scope")
+        .and_then(|s| s.as_array())
+        .map(|list| {
+            list.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !scopes.iter().any(|s| s == SCORE_SCOPE) {
+        return Err("the AGS claim does not grant the score scope");
+    }
+    let text = |name: &str| {
+        ags.get(name)
+            .and_then(|v| v.as_str())
+            .filter(|s| url::Url::parse(s).is_ok())
+            .map(str::to_owned)
+    };
+    let lineitem = text("lineitem");
+    let lineitems = text("lineitems");
+    if lineitem.is_none() && (lineitems.is_none() || !scopes.iter().any(|s| s == LINEITEM_SCOPE)) {
+        return Err("the AGS claim has no lineitem, and no lineitems URL with the lineitem scope");
+    }
+    let link = launch.resource_link.as_ref();
+    Ok(GradedResource {
+        issuer: user.issuer.clone(),
+        client_id: user.client_id.clone(),
+        sub: user.sub.clone(),
+        username,
+        course_key: content.course.clone(),
+        usage_key: content.usage.clone(),
+        resource_link_id: link
+            .and_then(|l| l.get("id"))
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned(),
+        resource_link_title: link
+            .and_then(|l| l.get("title"))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned),
+        lineitem,
+        lineitems,
+        scopes,
+        updated_at: now,
+    })
+}
+
+/// Records the graded resource of a successful launch, if it has one. Never
+/// fails the launch: problems are logged.
+pub async fn record_launch(
+    app: &AppState,
+    user: &UserRef,
+    content: &ContentPath,
+    launch: &LaunchContext,
+) {
+    let (Some(grades), Some((_, asserter))) = (&app.config.grades, &app.proxy) else {
+        return;
+    };
+    let now = app.clock.now();
+    let resource = match graded_from_launch(user, asserter.username(user), content, launch, now) {
+        Ok(r) => r,
+        Err(why) => {
+            if launch.ags_endpoint.is_some() {
+                tracing::info!(usage_key = %content.usage, reason = why, "no grade passback for this launch");
+            }
+            return;
+        }
+    };
+    if let Err(e) = store_resource(app, &resource, now + grades.resource_ttl_sec).await {
+        tracing::error!(error = %e, usage_key = %content.usage, "could not record the graded resource; its scores will not be passed back");
+    }
+}
+
+async fn store_resource(
+    app: &AppState,
+    resource: &GradedResource,
+    expires_at: UnixTime,
+) -> Result<(), StoreError> {
+    let user = UserRef {
+        issuer: resource.issuer.clone(),
+        client_id: resource.client_id.clone(),
+        sub: resource.sub.clone(),
+    };
+    let user_bytes = serde_json::to_vec(&user).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    app.store
+        .put(
+            Namespace::GradedUser,
+            &resource.username,
+            user_bytes,
+            expires_at,
+        )
+        .await?;
+    let new = resource.clone();
+    app.store
+        .update(
+            Namespace::Graded,
+            &resources_key(&resource.username, &resource.usage_key),
+            std::sync::Arc::new(move |current| {
+                let mut list: Vec<GradedResource> = current
+                    .and_then(|c| serde_json::from_slice(c).ok())
+                    .unwrap_or_default();
+                // A relaunch updates the record; a line item found earlier is kept.
+                match list.iter_mut().find(|r| r.same_link(&new)) {
+                    Some(existing) => {
+                        let known = existing.lineitem.take();
+                        *existing = new.clone();
+                        if existing.lineitem.is_none() {
+                            existing.lineitem = known;
+                        }
+                    }
+                    None => list.push(new.clone()),
+                }
+                Some((serde_json::to_vec(&list).ok()?, expires_at))
+            }),
+        )
+        .await?;
+    Ok(())
+}
+
+/// The graded resources of a user under a usage key.
+pub async fn resources_of(
+    app: &AppState,
+    username: &str,
+    usage: &UsageKey,
+) -> Result<Vec<GradedResource>, StoreError> {
+    Ok(app
+        .store
+        .get(Namespace::Graded, &resources_key(username, usage))
+        .await?
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default())
+}
+
+/// Remembers a line item found or created for a resource.
+pub async fn remember_lineitem(
+    app: &AppState,
+    resource: &GradedResource,
+    lineitem: &str,
+) -> Result<(), StoreError> {
+    let Some(grades) = &app.config.grades else {
+        return Ok(());
+    };
+    let mut updated = resource.clone();
+    updated.lineitem = Some(lineitem.to_owned());
+    store_resource(app, &updated, app.clock.now() + grades.resource_ttl_sec).await
+}

@@ -1,0 +1,308 @@
+//! The delivery loop: claims due deliveries and sends them.
+//!
+//! Each gateway runs one loop. A delivery is claimed atomically in the store
+//! with a lease, so with several replicas on one Redis each delivery is sent
+//! by one replica; a replica that dies mid-delivery gives it back when the
+//! lease ends. Network errors, 5xx and 429 are retried with exponential
+//! back-off and full jitter (honouring `Retry-After`); a refusal retrying
+//! cannot fix, or too many attempts, parks the delivery as failed with its
+//! last error.
+
+use std::sync::Arc;
+
+use rand::Rng as _;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::ags::{self, AgsError, Tokens};
+use super::queue::{Delivery, PARKED, Score, State};
+use super::{GradedResource, LINEITEM_SCOPE, SCORE_SCOPE};
+use crate::app::AppState;
+use crate::clock::UnixTime;
+use crate::config::GradesConfig;
+use crate::session::UserRef;
+use crate::store::Queued;
+
+/// How long a claimed delivery stays out of other workers' reach.
+const LEASE_SEC: u64 = 300;
+/// First and largest back-off between attempts.
+const BACKOFF_BASE_SEC: u64 = 10;
+const BACKOFF_MAX_SEC: u64 = 3600;
+
+/// What the grade machinery shares at run time.
+#[derive(Default)]
+pub struct GradesRuntime {
+    pub tokens: Tokens,
+    /// Woken when a delivery is enqueued, so leaf scores go out at once.
+    pub wake: Notify,
+}
+
+/// Runs the delivery loop until `shutdown`.
+pub async fn run(app: Arc<AppState>, shutdown: CancellationToken) {
+    let (Some(config), Some(runtime)) = (app.config.grades.clone(), app.grades.as_ref()) else {
+        return;
+    };
+    loop {
+        while !shutdown.is_cancelled() {
+            let now = app.clock.now();
+            match app.store.queue_claim(now, now + LEASE_SEC).await {
+                Ok(Some(item)) => process(&app, &config, runtime, item).await,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "grade queue unavailable; will retry");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = runtime.wake.notified() => {}
+            () = tokio::time::sleep(config.poll_interval) => {}
+        }
+    }
+}
+
+/// Back-off before attempt `attempts + 1`: exponential, full jitter.
+fn backoff(attempts: u32) -> u64 {
+    let ceiling = BACKOFF_BASE_SEC
+        .saturating_mul(1 << attempts.min(20))
+        .min(BACKOFF_MAX_SEC);
+    rand::rng().random_range(ceiling / 2..=ceiling)
+}
+
+async fn process(app: &AppState, config: &GradesConfig, runtime: &GradesRuntime, item: Queued) {
+    let mut delivery = match Delivery::decode(&item.payload) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(id = %item.id, error = %e, "dropping an unreadable delivery");
+            let _ = app.store.queue_finish(&item.id, &item.payload, None).await;
+            return;
+        }
+    };
+    let id = item.id.as_str();
+    let outcome = deliver(app, config, runtime, &delivery).await;
+    let now = app.clock.now();
+    let next = match outcome {
+        Ok(what) => {
+            tracing::info!(id, usage_key = %delivery.resource.usage_key, outcome = what, "score delivered");
+            None
+        }
+        Err(AgsError::Retry { error, after }) => {
+            delivery.attempts += 1;
+            delivery.last_error = Some(error.clone());
+            if delivery.attempts >= config.max_attempts {
+                tracing::error!(
+                    id,
+                    attempts = delivery.attempts,
+                    error,
+                    "score delivery failed for good; parked"
+                );
+                delivery.state = State::Failed;
+                Some(PARKED)
+            } else {
+                let wait = backoff(delivery.attempts).max(after.unwrap_or(0));
+                tracing::warn!(
+                    id,
+                    attempts = delivery.attempts,
+                    retry_in_sec = wait,
+                    error,
+                    "score delivery failed; will retry"
+                );
+                Some(now + wait)
+            }
+        }
+        Err(AgsError::Permanent(error)) => {
+            delivery.attempts += 1;
+            tracing::error!(id, error, "score delivery refused; parked");
+            delivery.last_error = Some(error);
+            delivery.state = State::Failed;
+            Some(PARKED)
+        }
+    };
+    let next = match next {
+        None => None,
+        Some(due) => match delivery.encode() {
+            Ok(bytes) => Some((bytes, due)),
+            Err(e) => {
+                tracing::error!(id, error = %e, "cannot re-queue a delivery");
+                return;
+            }
+        },
+    };
+    match app.store.queue_finish(id, &item.payload, next).await {
+        Ok(true) => {}
+        // A newer score replaced it while we were sending: that one goes next.
+        Ok(false) => tracing::debug!(id, "delivery superseded while in flight"),
+        Err(e) => {
+            tracing::warn!(id, error = %e, "could not update a delivery; it returns when its lease ends")
+        }
+    }
+}
+
+/// Sends one delivery. Returns what happened, for the log.
+async fn deliver(
+    app: &AppState,
+    config: &GradesConfig,
+    runtime: &GradesRuntime,
+    delivery: &Delivery,
+) -> Result<&'static str, AgsError> {
+    let r = &delivery.resource;
+    let reg = app
+        .registry
+        .find(&r.issuer, Some(&r.client_id))
+        .map_err(|e| {
+            AgsError::Permanent(format!("the platform registration is not usable: {e}"))
+        })?;
+    let timeout = config.request_timeout;
+    let scopes: Vec<&str> = [SCORE_SCOPE, LINEITEM_SCOPE]
+        .into_iter()
+        .filter(|s| r.scopes.iter().any(|have| have == s))
+        .collect();
+    let scopes = scopes.join(" ");
+
+    let (given, maximum) = match delivery.score {
+        Score::Leaf { earned, possible } => (earned, possible),
+        Score::Composite => match composite(app, config, r).await? {
+            Some(score) => score,
+            None => return Ok("nothing gradable"),
+        },
+    };
+
+    let mut token = runtime.tokens.get(app, &reg, &scopes, timeout).await?;
+    let lineitem = match &r.lineitem {
+        Some(l) => l.clone(),
+        None => {
+            let lineitems = r
+                .lineitems
+                .as_deref()
+                .ok_or_else(|| AgsError::Permanent("no lineitem and no lineitems URL".into()))?;
+            let label = r
+                .resource_link_title
+                .as_deref()
+                .unwrap_or(r.usage_key.as_str());
+            let found = ags::find_or_create_lineitem(
+                app,
+                lineitems,
+                &r.resource_link_id,
+                label,
+                &token,
+                timeout,
+            )
+            .await?;
+            if let Err(e) = super::remember_lineitem(app, r, &found).await {
+                tracing::warn!(error = %e, "could not remember the line item; it will be looked up again");
+            }
+            found
+        }
+    };
+    let body = json!({
+        "userId": r.sub,
+        "scoreGiven": given,
+        "scoreMaximum": maximum,
+        "activityProgress": "Completed",
+        "gradingProgress": "FullyGraded",
+        "timestamp": delivery.timestamp,
+    });
+    if ags::post_score(app, &lineitem, &body, &token, timeout).await? {
+        return Ok("sent");
+    }
+    // The platform refused the token: get a fresh one, once.
+    runtime.tokens.forget(&reg, &scopes);
+    token = runtime.tokens.get(app, &reg, &scopes, timeout).await?;
+    if ags::post_score(app, &lineitem, &body, &token, timeout).await? {
+        return Ok("sent after a token refresh");
+    }
+    Err(AgsError::Retry {
+        error: "the scores endpoint refused a fresh token (401)".into(),
+        after: None,
+    })
+}
+
+/// The composite score from the LMS, normalised to (earned / possible, 1).
+async fn composite(
+    app: &AppState,
+    config: &GradesConfig,
+    r: &GradedResource,
+) -> Result<Option<(f64, f64)>, AgsError> {
+    let Some((proxy, asserter)) = &app.proxy else {
+        return Err(AgsError::Permanent(
+            "composite scores need an [upstream]".into(),
+        ));
+    };
+    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let raw = config
+        .composite_score_url
+        .replace("{upstream}", &proxy.config().origin())
+        .replace("{username}", &enc(&r.username))
+        .replace("{usage_key}", &enc(r.usage_key.as_str()))
+        .replace("{course_key}", &enc(r.course_key.as_str()));
+    let url = url::Url::parse(&raw)
+        .map_err(|e| AgsError::Permanent(format!("bad composite score URL: {e}")))?;
+    let user = UserRef {
+        issuer: r.issuer.clone(),
+        client_id: r.client_id.clone(),
+        sub: r.sub.clone(),
+    };
+    let assertion = asserter
+        .for_service(&user, &r.course_key, &r.usage_key)
+        .map_err(|e| AgsError::Permanent(e.to_string()))?;
+    let request = http::Request::get(url.as_str())
+        .header(http::header::ACCEPT, "application/json")
+        .header(http::header::USER_AGENT, crate::client::USER_AGENT)
+        .header(asserter.config().header.clone(), assertion)
+        .body(crate::full_body(bytes::Bytes::new()))
+        .map_err(|e| AgsError::Permanent(e.to_string()))?;
+    let response = app
+        .client
+        .send(&url, request, 64 * 1024, config.request_timeout)
+        .await?;
+    if !response.status.is_success() {
+        let error = format!("the LMS composite score answered {}", response.status);
+        return Err(if response.status.is_server_error() {
+            AgsError::Retry { error, after: None }
+        } else {
+            AgsError::Permanent(error)
+        });
+    }
+    let body: Value = serde_json::from_slice(&response.body)
+        .map_err(|_| AgsError::Permanent("the LMS composite score is not JSON".into()))?;
+    let number = |name: &str| {
+        body.get(name)
+            .and_then(Value::as_f64)
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    };
+    let (Some(earned), Some(possible)) = (number("earned"), number("possible")) else {
+        return Err(AgsError::Permanent(
+            "the LMS composite score lacks earned/possible".into(),
+        ));
+    };
+    if possible <= 0.0 {
+        return Ok(None);
+    }
+    Ok(Some(((earned / possible).min(1.0), 1.0)))
+}
+
+/// When a new delivery for a resource becomes due.
+pub fn due_at(score: &Score, now: UnixTime, config: &GradesConfig) -> UnixTime {
+    match score {
+        Score::Leaf { .. } => now,
+        Score::Composite => now + config.aggregate_delay_sec,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_a_ceiling() {
+        for attempts in 1..30 {
+            let b = backoff(attempts);
+            let ceiling = (BACKOFF_BASE_SEC << attempts.min(20)).min(BACKOFF_MAX_SEC);
+            assert!(b >= ceiling / 2 && b <= ceiling, "attempt {attempts}: {b}");
+        }
+        assert!(backoff(1) <= 20);
+        assert!(backoff(25) >= BACKOFF_MAX_SEC / 2);
+    }
+}

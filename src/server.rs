@@ -192,6 +192,7 @@ async fn accept_loop(
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
     let handshake_timeout = limits.handshake;
+    let header_read = limits.header_read;
     let grace = limits.grace;
 
     loop {
@@ -219,11 +220,15 @@ async fn accept_loop(
                 async move { Ok::<_, std::convert::Infallible>(response.await) }
             });
             match tls {
-                None => serve(&builder, watcher, TokioIo::new(stream), service).await,
+                None => {
+                    let io = FirstBytesDeadline::new(stream, header_read);
+                    serve(&builder, watcher, TokioIo::new(io), service).await;
+                }
                 Some(acceptor) => {
                     match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(tls_stream)) => {
-                            serve(&builder, watcher, TokioIo::new(tls_stream), service).await;
+                            let io = FirstBytesDeadline::new(tls_stream, header_read);
+                            serve(&builder, watcher, TokioIo::new(io), service).await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -263,5 +268,92 @@ async fn serve<I, S>(
     let conn = builder.serve_connection(io, service);
     if let Err(e) = watcher.watch(conn).await {
         tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// Bytes a connection must send before its first-request deadline is lifted:
+/// the length of the HTTP/2 preface, which is what protocol detection reads.
+const FIRST_BYTES: usize = 24;
+
+/// Fails reads once `deadline` passes while the connection has sent fewer
+/// than [`FIRST_BYTES`] bytes. hyper's header timeout starts only after
+/// protocol detection, so without this a client that connects and stays
+/// silent (or stops inside the HTTP/2 preface) would hold a socket forever.
+struct FirstBytesDeadline<IO> {
+    inner: IO,
+    remaining: usize,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<IO> FirstBytesDeadline<IO> {
+    fn new(inner: IO, limit: Duration) -> Self {
+        Self {
+            inner,
+            remaining: FIRST_BYTES,
+            deadline: Some(Box::pin(tokio::time::sleep(limit))),
+        }
+    }
+}
+
+impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for FirstBytesDeadline<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        if let Some(deadline) = self.deadline.as_mut()
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            return std::task::Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no request within the header read timeout",
+            )));
+        }
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if polled.is_ready() && self.deadline.is_some() {
+            let read = buf.filled().len() - before;
+            self.remaining = self.remaining.saturating_sub(read);
+            if self.remaining == 0 {
+                self.deadline = None;
+            }
+        }
+        polled
+    }
+}
+
+impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for FirstBytesDeadline<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> std::task::Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 }

@@ -205,6 +205,16 @@ deployment_ids = ["{deployment}"]
         format!("http://{}", self.addr)
     }
 
+    /// The internal score API's base URL, when `[grades]` is configured.
+    pub fn grades_url(&self) -> String {
+        let addr = self
+            .running
+            .as_ref()
+            .and_then(Running::grades_addr)
+            .expect("the gateway has a [grades] listener");
+        format!("http://{addr}")
+    }
+
     /// The full target link URI of a usage key in [`COURSE`].
     pub fn target(&self, usage: &str) -> String {
         self.url(&display_path(usage))

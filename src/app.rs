@@ -23,7 +23,7 @@ use crate::content::{ContentPath, DISPLAY_PREFIX, LAUNCH_PATH};
 use crate::cookies::{CookiePolicy, RequestCookies};
 use crate::form::{self, FormError};
 use crate::keys::ToolKeys;
-use crate::lti::launch::{self, BrowserCookies as _, LaunchForm};
+use crate::lti::launch::{self, BrowserCookies as _, LaunchForm, Launched};
 use crate::lti::login::{self, LoginParams};
 use crate::lti::state_cookie_name;
 use crate::pages::{Page, html, no_store};
@@ -62,6 +62,8 @@ pub struct AppState {
     pub proxy: Option<(Proxy, Asserter)>,
     /// Grade delivery state; `None` without `[grades]`.
     pub grades: Option<crate::grades::worker::GradesRuntime>,
+    /// The LMS content catalog for deep linking; `None` without `[deep_linking]`.
+    pub catalog: Option<crate::deep_linking::Catalog>,
     cookies: CookiePolicy,
 }
 
@@ -106,6 +108,10 @@ impl AppState {
             _ => None,
         };
         let grades = config.grades.as_ref().map(|_| Default::default());
+        let catalog = config
+            .deep_linking
+            .clone()
+            .map(crate::deep_linking::Catalog::new);
         Ok(Arc::new(Self {
             config,
             clock,
@@ -115,6 +121,7 @@ impl AppState {
             client,
             sessions,
             grades,
+            catalog,
             proxy,
             cookies,
         }))
@@ -200,6 +207,7 @@ where
         p if p.starts_with("/lti/1p3/pub/orgs/") => {
             get_only(&method).and_then(|()| org_jwks(app, p))
         }
+        p if p.starts_with(crate::deep_linking::PICKER_PREFIX) => picker(app, req).await,
         p if p.starts_with(DISPLAY_PREFIX) => match method {
             Method::GET | Method::HEAD => display(app, req, id).await,
             _ => Err(Rejection::MethodNotAllowed("GET, HEAD")),
@@ -211,6 +219,26 @@ where
         },
     };
     result.unwrap_or_else(Rejection::into_response)
+}
+
+async fn picker<B>(app: &AppState, req: Request<B>) -> Result<Response<Body>, Rejection>
+where
+    B: http_body::Body<Data = Bytes> + Send,
+    B::Error: Into<BoxError>,
+{
+    let Some(token) = crate::deep_linking::token_of(req.uri().path()).map(str::to_owned) else {
+        return Err(Rejection::NotFound);
+    };
+    let cookies = RequestCookies::from_headers(req.headers());
+    let mut response = match *req.method() {
+        Method::GET | Method::HEAD => {
+            crate::deep_linking::show(app, &token, req.uri().query(), &cookies).await?
+        }
+        Method::POST => crate::deep_linking::submit(app, &token, req, &cookies).await?,
+        _ => return Err(Rejection::MethodNotAllowed("GET, POST")),
+    };
+    response.extensions_mut().insert(AccessNote("deep_linking"));
+    Ok(response)
 }
 
 fn get_only(method: &Method) -> Result<(), Rejection> {
@@ -248,25 +276,55 @@ where
     let form = LaunchForm::from_pairs(pairs);
     let state = form.state.clone();
     match launch::launch(app, form, &cookies).await {
-        Ok(done) => {
-            let mut response = redirect_to(&done.location)?;
+        Ok(Launched::Resource {
+            session_id,
+            location,
+            state,
+        }) => {
+            let mut response = redirect_to(&location)?;
             let h = response.headers_mut();
             let session = app.sessions.config();
             h.append(
                 header::SET_COOKIE,
+                app.cookies
+                    .set(&session.cookie_name, &session_id, "/", session.lifetime_sec),
+            );
+            h.append(
+                header::SET_COOKIE,
+                app.cookies
+                    .clear(&state_cookie_name(&state), STATE_COOKIE_PATH),
+            );
+            response.extensions_mut().insert(AccessNote("launch"));
+            Ok(response)
+        }
+        Ok(Launched::DeepLinking {
+            location,
+            state,
+            token,
+            binding,
+        }) => {
+            let mut response = redirect_to(&location)?;
+            let h = response.headers_mut();
+            let ttl = app
+                .config
+                .deep_linking
+                .as_ref()
+                .map_or(0, |d| d.token_ttl_sec);
+            h.append(
+                header::SET_COOKIE,
                 app.cookies.set(
-                    &session.cookie_name,
-                    &done.session_id,
-                    "/",
-                    session.lifetime_sec,
+                    &crate::deep_linking::cookie_name(&token),
+                    &binding,
+                    crate::deep_linking::COOKIE_PATH,
+                    ttl,
                 ),
             );
             h.append(
                 header::SET_COOKIE,
                 app.cookies
-                    .clear(&state_cookie_name(&done.state), STATE_COOKIE_PATH),
+                    .clear(&state_cookie_name(&state), STATE_COOKIE_PATH),
             );
-            response.extensions_mut().insert(AccessNote("launch"));
+            response.extensions_mut().insert(AccessNote("deep_linking"));
             Ok(response)
         }
         Err(e) => {

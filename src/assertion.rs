@@ -174,8 +174,10 @@ impl Asserter {
     ) -> Result<HeaderValue, KeyError> {
         let now = self.clock.now();
         let cache_key = format!(
-            "{session_id}\n{}\n{}",
-            grant.content.usage, grant.granted_at
+            "{session_id}
+{}
+{}",
+            grant.content.usage, grant.launch_id
         );
         // Reuse while at least a fifth of the lifetime remains.
         let margin = (self.config.ttl_sec / 5).max(1);

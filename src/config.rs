@@ -9,6 +9,7 @@
 //! variables, read through a [`SecretSource`] so that tests never touch the
 //! process environment.
 
+mod deep_linking;
 mod grades;
 mod raw;
 mod upstream;
@@ -25,6 +26,7 @@ use crate::content::{CourseKey, UsageKey};
 use crate::gate::{BlockFilter, LaunchGate};
 use crate::keys::{self, ToolKey};
 
+pub use deep_linking::DeepLinkingConfig;
 pub use grades::GradesConfig;
 pub use raw::RawConfig;
 pub use upstream::{AssertionConfig, UpstreamConfig};
@@ -94,6 +96,8 @@ pub struct Config {
     pub rules: Vec<crate::rules::Rule>,
     /// Grade passback; `None` without `[grades]`.
     pub grades: Option<GradesConfig>,
+    /// Deep linking; `None` without `[deep_linking]`.
+    pub deep_linking: Option<DeepLinkingConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -234,6 +238,8 @@ impl Config {
             v.upstream(raw.upstream, raw.assertion, &keys, &server, secrets)?;
         let rules = v.rules(raw.rules)?;
         let grades = v.grades(raw.grades, upstream.is_some(), secrets)?;
+        let deep_linking =
+            v.deep_linking(raw.deep_linking, upstream.as_ref().map(|u| &u.url), secrets)?;
         Ok(Self {
             source: path.to_owned(),
             server,
@@ -246,6 +252,7 @@ impl Config {
             assertion,
             rules,
             grades,
+            deep_linking,
         })
     }
 }

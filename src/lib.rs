@@ -18,6 +18,7 @@ pub mod clock;
 pub mod config;
 pub mod content;
 pub mod cookies;
+pub mod deep_linking;
 pub mod form;
 pub mod gate;
 pub mod grades;

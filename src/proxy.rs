@@ -205,15 +205,13 @@ impl Proxy {
         }
         let (parts, body) = req.into_parts();
         let uri = format!("{}{target}", self.upstream_origin);
+        let limited = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+        let (body, body_sent) = SignalEnd::new(limited);
         let mut upstream = Request::builder()
             .method(parts.method.clone())
             .uri(&uri)
             .version(Version::HTTP_11)
-            .body(
-                Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
-                    .map_err(Into::into)
-                    .boxed(),
-            )
+            .body(body.boxed())
             .map_err(|e| ProxyError::Upstream(e.to_string()))?;
         let headers = upstream.headers_mut();
         self.copy_request_headers(&parts.headers, headers);
@@ -246,14 +244,30 @@ impl Proxy {
             put(NAME_HEADER, identity.name.as_deref());
         }
 
-        let wait = self
-            .config
-            .response_header_timeout
-            .min(deadline.saturating_duration_since(Instant::now()));
-        let response = match tokio::time::timeout(wait, self.client.request(upstream)).await {
-            Err(_) => return Err(ProxyError::Timeout),
-            Ok(Err(e)) => return Err(classify(&e, limit)),
-            Ok(Ok(r)) => r,
+        // The response-header timeout starts once the request body has been
+        // sent; the whole exchange is bounded by the request timeout.
+        let mut body_sent = Some(body_sent);
+        let header_wait = self.config.response_header_timeout;
+        let request = self.client.request(upstream);
+        tokio::pin!(request);
+        let overall = tokio::time::sleep_until(deadline);
+        tokio::pin!(overall);
+        let mut header_timer: Option<Pin<Box<Sleep>>> = None;
+        let response = loop {
+            tokio::select! {
+                result = &mut request => match result {
+                    Ok(r) => break r,
+                    Err(e) => return Err(classify(&e, limit)),
+                },
+                () = &mut overall => return Err(ProxyError::Timeout),
+                _ = async { body_sent.as_mut().expect("guarded").await }, if body_sent.is_some() => {
+                    body_sent = None;
+                    header_timer = Some(Box::pin(tokio::time::sleep(header_wait)));
+                }
+                () = async { header_timer.as_mut().expect("guarded").await }, if header_timer.is_some() => {
+                    return Err(ProxyError::Timeout);
+                }
+            }
         };
         let (mut parts, body) = response.into_parts();
         self.rewrite_response_headers(&mut parts.headers);
@@ -421,6 +435,61 @@ fn classify(e: &hyper_util::client::legacy::Error, limit: u64) -> ProxyError {
         ProxyError::Connect(e.to_string())
     } else {
         ProxyError::Upstream(e.to_string())
+    }
+}
+
+/// A request body that reports when it has been sent in full (or failed).
+struct SignalEnd<B> {
+    inner: Pin<Box<B>>,
+    sent: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl<B: HttpBody> SignalEnd<B> {
+    fn new(inner: B) -> (Self, tokio::sync::oneshot::Receiver<()>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut body = Self {
+            inner: Box::pin(inner),
+            sent: Some(tx),
+        };
+        // An empty body is never polled: it counts as sent at once.
+        if body.inner.is_end_stream() {
+            body.signal();
+        }
+        (body, rx)
+    }
+
+    fn signal(&mut self) {
+        if let Some(tx) = self.sent.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl<B> HttpBody for SignalEnd<B>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = self.inner.as_mut().poll_frame(cx).map_err(Into::into);
+        if matches!(polled, Poll::Ready(None | Some(Err(_)))) || self.inner.is_end_stream() {
+            self.signal();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -36,6 +36,8 @@ pub enum Rejection {
     Proxy(#[from] ProxyError),
     #[error("the LMS has no such content")]
     ContentNotFound,
+    #[error(transparent)]
+    Picker(#[from] crate::deep_linking::PickerError),
     #[error("internal error: {0}")]
     Internal(String),
     #[error(transparent)]
@@ -76,6 +78,7 @@ impl Rejection {
                 ProxyError::UpgradeRefused => StatusCode::NOT_IMPLEMENTED,
             },
             Rejection::ContentNotFound | Rejection::NotFound => StatusCode::NOT_FOUND,
+            Rejection::Picker(e) => e.status(),
             Rejection::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Rejection::LaunchOpenedDirectly | Rejection::MethodNotAllowed(_) => {
                 StatusCode::METHOD_NOT_ALLOWED
@@ -115,6 +118,7 @@ impl Rejection {
                 ProxyError::UpgradeRefused => "upgrade_refused",
             },
             Rejection::ContentNotFound => "content_not_found",
+            Rejection::Picker(e) => e.reason(),
             Rejection::Internal(_) => "internal_error",
             Rejection::LaunchOpenedDirectly => "launch_opened_directly",
             Rejection::MethodNotAllowed(_) => "method_not_allowed",
@@ -164,6 +168,7 @@ impl Rejection {
             Rejection::ContentNotFound => Page::new("Content not found: is it published?")
                 .para("The learning management system has no published content at this address. If you are the course author, publish the unit in Studio and relaunch; otherwise tell your instructor.")
                 .para(RELAUNCH),
+            Rejection::Picker(e) => picker_page(e),
             Rejection::Internal(_) => Page::new("Something went wrong in the gateway")
                 .para("The gateway could not complete this request. Please try again; if it keeps happening, tell your administrator."),
         }
@@ -236,12 +241,40 @@ fn launch_status(e: &LaunchError) -> StatusCode {
         | E::MissingMessageType
         | E::UnsupportedMessageType(_)
         | E::MissingClaim(_)
-        | E::DeepLinkingNotSupported
+        | E::DeepLinkingNotConfigured
+        | E::DeepLinkingUnsupportedTypes
         | E::Target(_)
         | E::TargetMismatch => StatusCode::BAD_REQUEST,
-        E::Registration(LookupError::Inactive) | E::Gate(_) => StatusCode::FORBIDDEN,
+        E::Registration(LookupError::Inactive)
+        | E::Gate(_)
+        | E::DeepLinkingRole
+        | E::DeepLinkingNoGate => StatusCode::FORBIDDEN,
         E::KeySetUnavailable(_) => StatusCode::BAD_GATEWAY,
         E::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+fn picker_page(e: &crate::deep_linking::PickerError) -> Page {
+    use crate::deep_linking::PickerError as P;
+    match e {
+        P::TokenUnknown => Page::new("This content picker has expired or was already used")
+            .para("Each picker can be submitted once, within 30 minutes. Start again from your platform's \"add content\" button."),
+        P::WrongBrowser => Page::new("This content picker belongs to another browser")
+            .para("Open the picker from your platform in this browser; picker links cannot be shared. If your browser blocks cross-site cookies, allow them for this site or open the platform in a new window."),
+        P::BadCsrf | P::BadForm => Page::new("The selection could not be accepted")
+            .para("The form did not come from this picker. Start again from your platform's \"add content\" button."),
+        P::NothingSelected => Page::new("Nothing was selected")
+            .para("Go back and choose at least one item."),
+        P::TooMany => Page::new("Choose one item only")
+            .para("Your platform accepts one item at a time here. Go back and choose a single item."),
+        P::NotAllowed(_) => Page::new("That content is not available to this platform")
+            .para("A selected item is outside what this platform's launch gate allows. Go back and choose from the list."),
+        P::Catalog(_) => Page::new("The content list could not be loaded")
+            .para("The gateway could not get the list of courses and content from the learning management system. The list is not shown rather than shown incomplete.")
+            .para("Try again in a minute. If it keeps failing, an administrator should check the [deep_linking] LMS client credentials and that the LMS is reachable."),
+        P::Store(_) => unavailable_page(),
+        P::Signing(_) => Page::new("Something went wrong in the gateway")
+            .para("The gateway could not sign the response for your platform. Please tell your administrator."),
     }
 }
 
@@ -312,8 +345,16 @@ fn launch_page(e: &LaunchError) -> Page {
             .para("The target link URI in the platform's launch differs from the one it sent at login. An administrator should check the link's configuration on the platform.")
             .para(ASK_ADMIN),
         E::Gate(g) => gate_page(g),
-        E::DeepLinkingNotSupported => Page::new("Deep linking is not available yet")
-            .para("This gateway does not accept deep-linking requests yet. Add content by pasting its launch URL into the platform instead.")
+        E::DeepLinkingNotConfigured => Page::new("Deep linking is not available here")
+            .para("This gateway is not set up for deep linking. Add content by pasting its launch URL into the platform instead, or ask an administrator to configure [deep_linking].")
+            .para(ASK_ADMIN),
+        E::DeepLinkingUnsupportedTypes => Page::new("The platform cannot receive LTI links here")
+            .para("The platform's deep-linking request does not accept LTI resource links, which is all this gateway can return.")
+            .para(ASK_ADMIN),
+        E::DeepLinkingRole => Page::new("Only instructors can add content")
+            .para("Choosing content for a course is open to instructors, administrators and content developers. Ask your instructor to add this content."),
+        E::DeepLinkingNoGate => Page::new("No content is available to add")
+            .para("This platform's registration has no launch gate allowing any course, org or content key, so there is nothing to pick. An administrator can allow content in the platform's [platforms.gate] settings.")
             .para(ASK_ADMIN),
         E::UnsupportedMessageType(_) => Page::new("This kind of launch is not supported")
             .para(format!("{e}. This gateway accepts resource link launches."))

@@ -72,6 +72,10 @@ pub struct LaunchContext {
 pub struct Grant {
     pub content: ContentPath,
     pub granted_at: UnixTime,
+    /// Unique per launch, so that anything derived from a launch (the
+    /// upstream assertion) is never confused with a relaunch's.
+    #[serde(default)]
+    pub launch_id: String,
     /// `None`: the grant lasts as long as the session.
     pub expires_at: Option<UnixTime>,
     pub launch: LaunchContext,
@@ -157,6 +161,7 @@ impl Sessions {
         let grant = Grant {
             content,
             granted_at: now,
+            launch_id: random_token()[..16].to_owned(),
             expires_at: self.config.access_length_sec.map(|a| now + a),
             launch,
         };
@@ -246,6 +251,7 @@ mod tests {
         Grant {
             content: content(block),
             granted_at: 0,
+            launch_id: String::new(),
             expires_at,
             launch: LaunchContext {
                 deployment_id: "d".into(),

@@ -31,6 +31,8 @@ pub enum Namespace {
     Graded,
     /// The LTI identity behind an upstream username with graded resources.
     GradedUser,
+    /// Deep-linking picker tokens. Single-use.
+    DeepLinking,
 }
 
 impl Namespace {
@@ -40,6 +42,7 @@ impl Namespace {
             Namespace::Session => "session",
             Namespace::Graded => "graded",
             Namespace::GradedUser => "graded_user",
+            Namespace::DeepLinking => "deep_linking",
         }
     }
 }

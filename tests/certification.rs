@@ -404,7 +404,7 @@ async fn peer_valid_certification_vectors_are_accepted() {
         let expect = match vector.message_type() {
             Some("LtiResourceLinkRequest") => Expect::Accept,
             // Deep linking is a later issue; until then, the clear refusal.
-            Some("LtiDeepLinkingRequest") => reject("deep_linking_not_supported"),
+            Some("LtiDeepLinkingRequest") => reject("deep_linking_not_configured"),
             other => {
                 failures.push(format!(
                     "[{case}] unexpected message_type {other:?} in a valid certification vector"

@@ -624,7 +624,7 @@ async fn multiple_audiences_with_matching_azp_and_small_clock_skew_pass() {
 }
 
 #[tokio::test]
-async fn deep_linking_request_gets_a_clear_400() {
+async fn deep_linking_without_configuration_gets_a_clear_400() {
     let (platform, gw, browser) = start().await;
     let target = gw.url("/lti/1p3/launch/");
     let auth = browser.login(&gw, &platform, &target).await;
@@ -635,7 +635,7 @@ async fn deep_linking_request_gets_a_clear_400() {
     let r = browser
         .post_launch(&gw, &platform.sign(&claims), &auth.state)
         .await;
-    r.assert_rejected(400, "deep_linking_not_supported");
+    r.assert_rejected(400, "deep_linking_not_configured");
     assert_eq!(gw.session_count().await, 0);
 }
 

@@ -20,6 +20,21 @@ pub struct RawConfig {
     #[serde(default)]
     pub rules: Vec<Rule>,
     pub grades: Option<Grades>,
+    pub deep_linking: Option<DeepLinking>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeepLinking {
+    pub token_ttl_sec: Option<u64>,
+    pub accepted_roles: Option<Vec<String>>,
+    pub lms_url: Option<String>,
+    pub lms_client_id: Option<String>,
+    pub lms_client_id_env: Option<String>,
+    pub lms_client_secret: Option<String>,
+    pub lms_client_secret_env: Option<String>,
+    pub cache_ttl_sec: Option<u64>,
+    pub request_timeout_sec: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -87,8 +87,16 @@ pub enum LaunchError {
     UnsupportedMessageType(String),
     #[error("the {0} claim is missing or empty")]
     MissingClaim(&'static str),
-    #[error("deep linking is not supported yet")]
-    DeepLinkingNotSupported,
+    #[error("deep linking is not configured on this gateway")]
+    DeepLinkingNotConfigured,
+    #[error("the deep-linking request does not accept ltiResourceLink items")]
+    DeepLinkingUnsupportedTypes,
+    #[error("deep linking is open to instructors and content developers only")]
+    DeepLinkingRole,
+    #[error(
+        "this registration has no launch gate allowing any content, so there is nothing to pick"
+    )]
+    DeepLinkingNoGate,
     #[error(transparent)]
     Target(TargetError),
     #[error("the target link URI differs from the one given at login")]
@@ -130,7 +138,10 @@ impl LaunchError {
             E::MissingMessageType => "missing_message_type",
             E::UnsupportedMessageType(_) => "unsupported_message_type",
             E::MissingClaim(_) => "missing_claim",
-            E::DeepLinkingNotSupported => "deep_linking_not_supported",
+            E::DeepLinkingNotConfigured => "deep_linking_not_configured",
+            E::DeepLinkingUnsupportedTypes => "deep_linking_unsupported_types",
+            E::DeepLinkingRole => "deep_linking_role",
+            E::DeepLinkingNoGate => "deep_linking_no_gate",
             E::Target(_) => "target_misconfigured",
             E::TargetMismatch => "target_mismatch",
             E::Gate(_) => "launch_gate",
@@ -170,10 +181,30 @@ impl LaunchForm {
 
 /// A launch that passed every check.
 #[derive(Debug)]
-pub struct Launched {
-    pub session_id: String,
-    pub location: String,
-    pub state: String,
+pub enum Launched {
+    /// A resource link: the grant is recorded; go to the content.
+    Resource {
+        session_id: String,
+        location: String,
+        state: String,
+    },
+    /// A deep-linking request: go to the picker, bound to this browser.
+    DeepLinking {
+        location: String,
+        state: String,
+        token: String,
+        binding: String,
+    },
+}
+
+/// What a verified message asks for.
+enum Message {
+    ResourceLink {
+        user: UserRef,
+        content: crate::content::ContentPath,
+        context: Box<LaunchContext>,
+    },
+    DeepLinking(crate::deep_linking::PickerSession),
 }
 
 /// What the browser brought along: its cookies, read by the HTTP layer.
@@ -217,7 +248,31 @@ pub async fn launch(
 
     let claims = verify_token(app, &reg, &id_token).await?;
     check_claims(app, &reg, &login, &claims)?;
-    let (user, content, context) = accept_message(app, &reg, &login, &claims)?;
+    let (user, content, context) = match accept_message(app, &reg, &login, &claims)? {
+        Message::ResourceLink {
+            user,
+            content,
+            context,
+        } => (user, content, *context),
+        Message::DeepLinking(picker) => {
+            let token = crate::deep_linking::start(app, &picker).await?;
+            tracing::info!(
+                issuer = %reg.platform.issuer,
+                client_id = %reg.platform.client_id,
+                "deep-linking request accepted"
+            );
+            return Ok(Launched::DeepLinking {
+                location: format!(
+                    "{}{}",
+                    app.config.server.public_origin(),
+                    crate::deep_linking::picker_path(&token)
+                ),
+                state,
+                token,
+                binding: picker.binding,
+            });
+        }
+    };
 
     let existing = cookies.get(&app.sessions.config().cookie_name);
     let session_id = app
@@ -231,7 +286,7 @@ pub async fn launch(
         usage_key = %content.usage,
         "launch accepted"
     );
-    Ok(Launched {
+    Ok(Launched::Resource {
         session_id,
         location: Target::Display(content).canonical_url(&app.config.server.public_origin()),
         state,
@@ -386,7 +441,7 @@ fn accept_message(
     reg: &Registration,
     login: &LoginState,
     claims: &Map<String, Value>,
-) -> Result<(UserRef, crate::content::ContentPath, LaunchContext), LaunchError> {
+) -> Result<Message, LaunchError> {
     let message_type = string(claims, claims::MESSAGE_TYPE)
         .filter(|m| !m.is_empty())
         .ok_or(LaunchError::MissingMessageType)?;
@@ -405,15 +460,8 @@ fn accept_message(
     match message_type {
         claims::RESOURCE_LINK_REQUEST => {}
         claims::DEEP_LINKING_REQUEST => {
-            let settings = claims
-                .get(claims::DEEP_LINKING_SETTINGS)
-                .ok_or(LaunchError::MissingClaim("deep_linking_settings"))?;
-            settings
-                .get("deep_link_return_url")
-                .and_then(Value::as_str)
-                .filter(|u| !u.is_empty())
-                .ok_or(LaunchError::MissingClaim("deep_link_return_url"))?;
-            return Err(LaunchError::DeepLinkingNotSupported);
+            return crate::deep_linking::check_request(app, reg, &roles, claims)
+                .map(Message::DeepLinking);
         }
         other => return Err(LaunchError::UnsupportedMessageType(other.to_owned())),
     }
@@ -467,5 +515,9 @@ fn accept_message(
         client_id: reg.platform.client_id.clone(),
         sub: sub.to_owned(),
     };
-    Ok((user, content, context))
+    Ok(Message::ResourceLink {
+        user,
+        content,
+        context: Box::new(context),
+    })
 }

@@ -59,6 +59,7 @@ fn session(expires: Option<u64>) -> Session {
         grants: vec![Grant {
             content,
             granted_at: 0,
+            launch_id: String::new(),
             expires_at: expires,
             launch: LaunchContext {
                 deployment_id: "d".into(),

@@ -1,0 +1,1271 @@
+//! The gated reverse proxy, end to end: a real gateway in front of a real test
+//! LMS ([`TestUpstream`]) that records every request it receives. Each test
+//! asserts what the upstream did, or did not, receive.
+
+mod support;
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::Frame;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Value, json};
+use support::upstream::Seen;
+use support::*;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+const MIB: usize = 1024 * 1024;
+const ANOTHER_COURSE: &str = "course-v1:OrgY+Other+2026";
+const ANOTHER_USAGE: &str = "block-v1:OrgY+Other+2026+type@problem+block@p9";
+const MISSING: &str = "block-v1:OrgX+CS101+2026+type@html+block@missing";
+
+/// Public rules for the test upstream's special paths.
+const EXTRA_RULES: &str = r#"
+[[rules]]
+scope = "public"
+path = "/set-cookie"
+methods = ["GET"]
+
+[[rules]]
+scope = "public"
+path = "/redirect"
+methods = ["GET"]
+
+[[rules]]
+scope = "public"
+path = "/slow/**"
+methods = ["GET"]
+"#;
+
+// ---------------------------------------------------------------- helpers
+
+/// A platform, an upstream, a gateway in front of it and a browser.
+struct Setup {
+    platform: TestPlatform,
+    upstream: TestUpstream,
+    gw: Gateway,
+    browser: Browser,
+}
+
+/// `opts` with an upstream at `url`: `[upstream]`, `[assertion]` and the
+/// shipped rules, then `opts.extra`.
+///
+/// `support::shipped_rules()` cuts `gateway.toml` at the first `[[rules]]`,
+/// which is inside a comment, so the config it yields does not parse. Until
+/// it is fixed, the same config is built here from the first line that
+/// starts a `[[rules]]` table.
+fn with_upstream(url: &str, opts: GatewayOptions) -> GatewayOptions {
+    if shipped_rules().lines().next() == Some("[[rules]]") {
+        return GatewayOptions {
+            upstream: Some(url.to_owned()),
+            ..opts
+        };
+    }
+    let shipped = include_str!("../gateway.toml");
+    let start = shipped
+        .find("\n[[rules]]\n")
+        .expect("gateway.toml ships [[rules]]")
+        + 1;
+    let extra = format!(
+        "[upstream]\nurl = \"{url}\"\n{}\n\n[assertion]\nusername_key = \"{USERNAME_KEY}\"\n{}\n\n{}\n{}",
+        opts.upstream_extra,
+        opts.assertion_extra,
+        &shipped[start..],
+        opts.extra
+    );
+    GatewayOptions {
+        upstream: None,
+        upstream_extra: String::new(),
+        assertion_extra: String::new(),
+        extra,
+        ..opts
+    }
+}
+
+/// Starts everything; `opts` is completed with the upstream's URL.
+async fn start_with(upstream: TestUpstream, opts: GatewayOptions) -> Setup {
+    let platform = TestPlatform::start().await;
+    let gw = Gateway::start_with(&platform, with_upstream(&upstream.url(), opts)).await;
+    Setup {
+        platform,
+        upstream,
+        gw,
+        browser: Browser::new(),
+    }
+}
+
+async fn start(opts: GatewayOptions) -> Setup {
+    start_with(TestUpstream::start().await, opts).await
+}
+
+/// Starts everything and launches [`USAGE`] in the browser.
+async fn launched(opts: GatewayOptions) -> Setup {
+    let s = start(opts).await;
+    let r = s.browser.launch(&s.gw, &s.platform, USAGE).await;
+    assert_eq!(r.status, 302, "launch: {}", r.body);
+    s
+}
+
+/// Logs in for `usage`, lets `edit` change the claims, signs and posts.
+async fn launch_with(
+    gw: &Gateway,
+    platform: &TestPlatform,
+    browser: &Browser,
+    usage: &str,
+    edit: impl FnOnce(&mut Value),
+) -> LaunchResult {
+    let target = gw.target(usage);
+    let auth = browser.login(gw, platform, &target).await;
+    let mut claims = platform.claims(&auth, &target);
+    edit(&mut claims);
+    browser
+        .post_launch(gw, &platform.sign(&claims), &auth.state)
+        .await
+}
+
+/// A handler URL of `usage` in `course`.
+fn handler(course: &str, usage: &str, suffix: &str) -> String {
+    format!("/courses/{course}/xblock/{usage}/handler/{suffix}")
+}
+
+/// A response read off a raw socket.
+#[derive(Debug)]
+struct Raw {
+    status: u16,
+    /// Lower-cased names.
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Raw {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Writes `request` exactly as given and reads one response (by its
+/// `Content-Length`, else to the end of the connection).
+async fn raw_request(gw: &Gateway, request: &[u8]) -> Raw {
+    let mut stream = tokio::net::TcpStream::connect(gw.addr)
+        .await
+        .expect("connect");
+    stream.write_all(request).await.expect("write");
+    let read = async {
+        let mut buf = Vec::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        let head_end = loop {
+            if let Some(i) = find(&buf, b"\r\n\r\n") {
+                break i + 4;
+            }
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => panic!(
+                    "no response head for {:?}: {:?}",
+                    String::from_utf8_lossy(&request[..request.len().min(200)]),
+                    String::from_utf8_lossy(&buf)
+                ),
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status line: {head:?}"));
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let length = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .and_then(|(_, v)| v.parse::<usize>().ok());
+        loop {
+            if length.is_some_and(|l| buf.len() >= head_end + l) {
+                break;
+            }
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
+        Raw {
+            status,
+            headers,
+            body,
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("a response within 10 s")
+}
+
+/// The browser's cookies for the gateway, as a `Cookie` header value.
+fn cookies(gw: &Gateway, browser: &Browser) -> String {
+    use reqwest::cookie::CookieStore as _;
+    let url = reqwest::Url::parse(&gw.url("/")).expect("url");
+    browser
+        .jar
+        .cookies(&url)
+        .map(|c| c.to_str().expect("ascii").to_owned())
+        .unwrap_or_default()
+}
+
+/// The browser's `ltigate_session=<id>` pair.
+fn session_pair(gw: &Gateway, browser: &Browser) -> String {
+    cookies(gw, browser)
+        .split("; ")
+        .find(|p| p.starts_with("ltigate_session="))
+        .expect("the browser holds a session")
+        .to_owned()
+}
+
+/// Sends a raw HTTP/1.1 GET (the path exactly as given) with the browser's cookies.
+async fn raw_get(gw: &Gateway, browser: &Browser, path: &str) -> Raw {
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nCookie: {}\r\nConnection: close\r\n\r\n",
+        gw.addr,
+        cookies(gw, browser)
+    );
+    raw_request(gw, request.as_bytes()).await
+}
+
+/// Verifies an assertion against the gateway's JWKS, fetched over HTTP, and
+/// returns its claims.
+async fn verify_assertion(gw: &Gateway, token: &str) -> Value {
+    let jwks: Value = reqwest::get(gw.url("/lti/1p3/pub/jwks/"))
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("jwks is JSON");
+    let header = jsonwebtoken::decode_header(token).expect("a JWT header");
+    assert_eq!(header.alg, Algorithm::RS256);
+    let kid = header.kid.expect("the assertion names its kid");
+    let jwk = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .unwrap_or_else(|| panic!("kid {kid} is not in the JWKS: {jwks}"));
+    let key = DecodingKey::from_rsa_components(
+        jwk["n"].as_str().expect("n"),
+        jwk["e"].as_str().expect("e"),
+    )
+    .expect("an RSA key");
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_audience(&["openedx"]);
+    validation.set_issuer(&[gw.origin()]);
+    validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+    jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .unwrap_or_else(|e| panic!("the assertion does not verify: {e}"))
+        .claims
+}
+
+/// The one assertion the upstream received with `seen`.
+fn the_assertion(seen: &Seen) -> &str {
+    let all = seen.header_all("x-ltigate-assertion");
+    assert_eq!(all.len(), 1, "exactly one assertion: {:?}", seen.headers);
+    all[0]
+}
+
+fn is_username(s: &str) -> bool {
+    s.strip_prefix("lti_")
+        .is_some_and(|h| h.len() == 24 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// GETs the display path of [`USAGE`] and returns the verified claims the
+/// upstream received.
+async fn display_claims(s: &Setup, browser: &Browser) -> Value {
+    let before = s.upstream.count();
+    let (status, body) = browser.get(&s.gw, &display_path(USAGE)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(s.upstream.count(), before + 1);
+    let seen = s.upstream.last();
+    verify_assertion(&s.gw, the_assertion(&seen)).await
+}
+
+/// Asserts a refusal's reason on the page, and that nothing went upstream.
+#[track_caller]
+fn assert_refused(what: &str, body: &str, reason: &str, before: usize, now: usize) {
+    assert!(
+        body.contains(&format!("<code>{reason}</code>")),
+        "{what}: expected reason {reason}, got {body}"
+    );
+    assert_eq!(now, before, "{what} reached the upstream");
+}
+
+/// A body of `len` bytes sent in chunks, with no `Content-Length`.
+struct Chunked {
+    left: usize,
+    chunk: Bytes,
+}
+
+impl Chunked {
+    fn new(len: usize) -> Self {
+        Self {
+            left: len,
+            chunk: Bytes::from(vec![b'x'; 64 * 1024]),
+        }
+    }
+}
+
+impl http_body::Body for Chunked {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        let n = self.left.min(self.chunk.len());
+        self.left -= n;
+        Poll::Ready(Some(Ok(Frame::data(self.chunk.slice(..n)))))
+    }
+}
+
+/// A body of `chunks` 64 KiB chunks, each sent `delay` after the previous
+/// one: an upload over a slow link.
+struct SlowBody {
+    chunks: usize,
+    delay: Duration,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl SlowBody {
+    const CHUNK: usize = 64 * 1024;
+
+    fn new(chunks: usize, delay: Duration) -> Self {
+        Self {
+            chunks,
+            delay,
+            sleep: None,
+        }
+    }
+}
+
+impl http_body::Body for SlowBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.chunks == 0 {
+            return Poll::Ready(None);
+        }
+        let delay = self.delay;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(delay)));
+        if sleep.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.sleep = None;
+        self.chunks -= 1;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![b'u'; Self::CHUNK])))))
+    }
+}
+
+// ---------------------------------------------------------------- 1. display
+
+#[tokio::test]
+async fn display_forwards_the_block_page_with_a_verifiable_assertion() {
+    let s = launched(GatewayOptions::default()).await;
+    let response = s
+        .browser
+        .http
+        .get(s.gw.url(&display_path(USAGE)))
+        .send()
+        .await
+        .expect("display");
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.expect("body");
+    assert_eq!(body, format!("<html><body>block {USAGE}</body></html>"));
+    assert_eq!(s.upstream.count(), 1);
+    let seen = s.upstream.last();
+    assert_eq!(seen.method, "GET");
+    assert_eq!(seen.target, format!("/xblock/{USAGE}"));
+    assert_eq!(
+        seen.header("host"),
+        Some(s.upstream.addr.to_string().as_str())
+    );
+
+    let claims = verify_assertion(&s.gw, the_assertion(&seen)).await;
+    assert_eq!(claims["iss"], s.gw.origin());
+    assert_eq!(claims["aud"], "openedx");
+    let sub = claims["sub"].as_str().expect("sub").to_owned();
+    assert!(is_username(&sub), "{sub}");
+    let (iat, exp) = (
+        claims["iat"].as_u64().expect("iat"),
+        claims["exp"].as_u64().expect("exp"),
+    );
+    assert!(exp > iat && exp - iat <= 300, "iat {iat}, exp {exp}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    assert!(iat.abs_diff(now) <= 5, "iat {iat} is now ({now})");
+    assert_eq!(claims["email"], "ada@example.edu");
+    assert_eq!(claims["name"], "Ada Lovelace");
+    assert_eq!(claims["given_name"], "Ada");
+    assert_eq!(claims["family_name"], "Lovelace");
+    assert_eq!(claims["roles"], json!([support::platform::LEARNER]));
+    assert_eq!(claims["course_key"], COURSE);
+    assert_eq!(claims["usage_key"], USAGE);
+    assert_eq!(claims["resource_link_id"], "rl-1");
+
+    // The same LTI user in another browser (another session): the same name.
+    let again = Browser::new();
+    assert_eq!(again.launch(&s.gw, &s.platform, USAGE).await.status, 302);
+    let claims = display_claims(&s, &again).await;
+    assert_eq!(claims["sub"], sub.as_str());
+
+    // Another LTI user: another name.
+    let other = Browser::new();
+    let r = launch_with(&s.gw, &s.platform, &other, USAGE, |c| {
+        c["sub"] = json!("learner-2");
+    })
+    .await;
+    assert_eq!(r.status, 302, "{}", r.body);
+    let claims = display_claims(&s, &other).await;
+    let other_sub = claims["sub"].as_str().expect("sub");
+    assert!(is_username(other_sub), "{other_sub}");
+    assert_ne!(other_sub, sub);
+}
+
+// ---------------------------------------------------------------- 2. gating
+
+#[tokio::test]
+async fn static_files_and_course_handlers_pass_everything_else_is_refused() {
+    let s = launched(GatewayOptions::default()).await;
+
+    let (status, body) = s.browser.get(&s.gw, "/static/js/x.js").await;
+    assert_eq!((status, body.as_str()), (200, "ok /static/js/x.js"));
+    let seen = s.upstream.last();
+    assert_eq!(
+        (seen.method.as_str(), seen.target.as_str(), seen.body_len),
+        ("GET", "/static/js/x.js", 0)
+    );
+
+    // A handler of another block of the launched course, with a body.
+    let path = handler(COURSE, USAGE_2, "xmodule_handler/problem_check");
+    let form = "input_h1_2_1=choice_3&extra=%26more";
+    let response = s
+        .browser
+        .http
+        .post(s.gw.url(&path))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-csrftoken", "tok-123")
+        .body(form)
+        .send()
+        .await
+        .expect("handler");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.expect("body"), format!("ok {path}"));
+    assert_eq!(s.upstream.count(), 2);
+    let seen = s.upstream.last();
+    assert_eq!(seen.method, "POST");
+    assert_eq!(seen.target, path);
+    assert_eq!(seen.body_len, form.len());
+    assert_eq!(
+        seen.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(seen.header("x-csrftoken"), Some("tok-123"));
+    assert_eq!(
+        seen.header("content-length"),
+        Some(form.len().to_string().as_str())
+    );
+
+    // Outside the grant: never forwarded.
+    let refused = [
+        (
+            "POST",
+            handler(
+                ANOTHER_COURSE,
+                ANOTHER_USAGE,
+                "xmodule_handler/problem_check",
+            ),
+        ),
+        (
+            "POST",
+            handler(COURSE, ANOTHER_USAGE, "xmodule_handler/problem_check"),
+        ),
+        ("GET", "/dashboard".to_owned()),
+        ("GET", "/admin".to_owned()),
+        ("GET", "/admin/".to_owned()),
+        ("GET", "/login".to_owned()),
+        ("POST", "/login".to_owned()),
+        (
+            "POST",
+            format!("/courses/{COURSE}/xqueue/1/{USAGE}/score_update"),
+        ),
+        (
+            "GET",
+            format!("/courses/{COURSE}/xqueue/1/{USAGE}/score_update"),
+        ),
+        ("POST", "/static/js/x.js".to_owned()),
+    ];
+    for (method, path) in refused {
+        let before = s.upstream.count();
+        let response = s
+            .browser
+            .http
+            .request(method.parse().expect("method"), s.gw.url(&path))
+            .body("a=1")
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        assert_eq!(status, 403, "{method} {path}: {body}");
+        assert_refused(
+            &format!("{method} {path}"),
+            &body,
+            "not_granted",
+            before,
+            s.upstream.count(),
+        );
+    }
+
+    // No session at all.
+    let before = s.upstream.count();
+    let (status, body) = Browser::new().get(&s.gw, "/static/js/x.js").await;
+    assert_eq!(status, 401, "{body}");
+    assert_refused(
+        "static without a session",
+        &body,
+        "no_session",
+        before,
+        s.upstream.count(),
+    );
+}
+
+// ---------------------------------------------------------------- 3. time
+
+#[tokio::test]
+async fn expired_grants_stop_forwarding() {
+    let s = launched(GatewayOptions {
+        session: "access_length_sec = 60".into(),
+        ..Default::default()
+    })
+    .await;
+    let handler_path = handler(COURSE, USAGE, "xmodule_handler/problem_check");
+    let post = || async {
+        let response = s
+            .browser
+            .http
+            .post(s.gw.url(&handler_path))
+            .body("answer=1")
+            .send()
+            .await
+            .expect("handler");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    };
+    assert_eq!(s.browser.get(&s.gw, &display_path(USAGE)).await.0, 200);
+    assert_eq!(post().await.0, 200);
+    assert_eq!(s.upstream.count(), 2);
+
+    s.gw.clock.advance(61);
+    let (status, body) = s.browser.get(&s.gw, &display_path(USAGE)).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("<code>grant_expired</code>"), "{body}");
+    let (status, body) = post().await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = s.browser.get(&s.gw, "/static/js/x.js").await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(s.upstream.count(), 2, "nothing forwarded after expiry");
+}
+
+// ---------------------------------------------------------------- 4. spoofing
+
+/// A GET of `/static/js/x.js` carrying every header a client might forge.
+fn spoofing_request(gw: &Gateway, browser: &Browser) -> String {
+    format!(
+        "GET /static/js/x.js HTTP/1.1\r\n\
+         Host: evil.example\r\n\
+         X-Ltigate-Assertion: forged.assertion.value\r\n\
+         x_ltigate_assertion: forged.underscore.value\r\n\
+         X-LTIGATE-USER: admin\r\n\
+         X_Ltigate_Email: admin@evil.example\r\n\
+         X-Ltigate-Name: Admin\r\n\
+         X-Forwarded-For: 6.6.6.6\r\n\
+         X-Forwarded-Host: evil.example\r\n\
+         X-Forwarded-Proto: https\r\n\
+         X_Forwarded_For: 7.7.7.7\r\n\
+         Forwarded: for=6.6.6.6;host=evil.example;proto=https\r\n\
+         X-Real-IP: 6.6.6.6\r\n\
+         X-Request-Id: client-chosen-id\r\n\
+         Authorization: Bearer client-token\r\n\
+         Proxy-Authorization: Basic Zm9vOmJhcg==\r\n\
+         X-Secret-Hop: 1\r\n\
+         Cookie: csrftoken=abc; {}; ltigate_state_abcdef=zzz; other=1\r\n\
+         Cookie: ltigate_state_x=1\r\n\
+         Connection: close, X-Secret-Hop\r\n\r\n",
+        session_pair(gw, browser)
+    )
+}
+
+/// Asserts that nothing the client forged reached the upstream.
+async fn assert_nothing_forged(s: &Setup, raw: &Raw, seen: &Seen) {
+    assert_eq!(raw.status, 200, "{}", raw.body);
+    assert_eq!(seen.target, "/static/js/x.js");
+    let assertion = the_assertion(seen);
+    assert!(!assertion.starts_with("forged"));
+    let claims = verify_assertion(&s.gw, assertion).await;
+    assert!(is_username(claims["sub"].as_str().expect("sub")));
+    for (name, _) in &seen.headers {
+        assert!(
+            !name.contains('_'),
+            "an underscore header reached the upstream: {name}"
+        );
+    }
+    let gw_host = s.gw.addr.to_string();
+    for (name, expected) in [
+        ("x-forwarded-for", vec!["127.0.0.1"]),
+        ("x-forwarded-proto", vec!["http"]),
+        ("x-forwarded-host", vec![gw_host.as_str()]),
+        ("forwarded", vec![]),
+        ("x-real-ip", vec![]),
+        ("authorization", vec![]),
+        ("proxy-authorization", vec![]),
+        ("x-secret-hop", vec![]),
+        ("cookie", vec!["csrftoken=abc; other=1"]),
+    ] {
+        assert_eq!(
+            seen.header_all(name),
+            expected,
+            "{name}: {:?}",
+            seen.headers
+        );
+    }
+    let upstream_host = s.upstream.addr.to_string();
+    assert_eq!(seen.header_all("host"), vec![upstream_host.as_str()]);
+    let id = raw.header("x-request-id").expect("a request id");
+    assert_ne!(id, "client-chosen-id");
+    assert_eq!(seen.header_all("x-request-id"), vec![id]);
+}
+
+#[tokio::test]
+async fn client_identity_and_forwarding_headers_never_reach_the_upstream() {
+    let s = launched(GatewayOptions::default()).await;
+    let raw = raw_request(&s.gw, spoofing_request(&s.gw, &s.browser).as_bytes()).await;
+    assert_eq!(s.upstream.count(), 1);
+    let seen = s.upstream.last();
+    assert_nothing_forged(&s, &raw, &seen).await;
+    for name in ["x-ltigate-user", "x-ltigate-email", "x-ltigate-name"] {
+        assert!(
+            seen.header_all(name).is_empty(),
+            "{name}: {:?}",
+            seen.headers
+        );
+    }
+}
+
+#[tokio::test]
+async fn identity_headers_come_from_the_gateway_only() {
+    let s = launched(GatewayOptions {
+        assertion_extra: "identity_headers = true".into(),
+        ..Default::default()
+    })
+    .await;
+    let raw = raw_request(&s.gw, spoofing_request(&s.gw, &s.browser).as_bytes()).await;
+    assert_eq!(s.upstream.count(), 1);
+    let seen = s.upstream.last();
+    assert_nothing_forged(&s, &raw, &seen).await;
+    let claims = verify_assertion(&s.gw, the_assertion(&seen)).await;
+    let sub = claims["sub"].as_str().expect("sub");
+    assert_eq!(seen.header_all("x-ltigate-user"), vec![sub]);
+    assert_eq!(seen.header_all("x-ltigate-email"), vec!["ada@example.edu"]);
+    assert_eq!(seen.header_all("x-ltigate-name"), vec!["Ada Lovelace"]);
+}
+
+// ---------------------------------------------------------------- 5. paths
+
+#[tokio::test]
+async fn path_tricks_are_refused_or_forwarded_exactly_as_checked() {
+    let s = launched(GatewayOptions::default()).await;
+    let refused = [
+        "/static/../admin",
+        "/static/%2e%2e/admin",
+        "/static/%2E%2E/admin",
+        "/static/./admin",
+        "//admin",
+        "//admin/static/x.js",
+        "/static//admin",
+        "/static%2F..%2Fadmin",
+        "/static/..%2Fadmin",
+        "/static/..%2fadmin",
+        "/static/%5C..%5Cadmin",
+        "/static\\..\\admin",
+        "/static/x;/../../admin",
+        "/static/x.js/%00",
+        "/static/%",
+        "/admin?/static/x.js",
+        "/admin#/static/x.js",
+        "http://evil.example/admin",
+        "http://evil.example/static/../admin",
+        "/lti/1p3/launch/../../admin",
+        "/lti/1p3/launch/course-v1:OrgX+CS101+2026/../../../admin",
+    ];
+    for path in refused {
+        let before = s.upstream.count();
+        let raw = raw_get(&s.gw, &s.browser, path).await;
+        assert!(
+            matches!(raw.status, 400 | 401 | 403 | 404),
+            "{path}: {} {}",
+            raw.status,
+            raw.body
+        );
+        assert_eq!(s.upstream.count(), before, "{path} reached the upstream");
+    }
+
+    let usage_encoded = "block-v1%3AOrgX%2BCS101%2B2026%2Btype%40problem%2Bblock%40p1";
+    let course_encoded = "course-v1%3AOrgX%2BCS101%2B2026";
+    let forwarded = [
+        ("/static/x.js?v=1", "/static/x.js?v=1".to_owned()),
+        ("/static/%7Efile.js", "/static/~file.js".to_owned()),
+        ("/static/a%2ab%20c.js", "/static/a%2Ab%20c.js".to_owned()),
+        (
+            "/static/x.js?next=/admin/../../dashboard",
+            "/static/x.js?next=/admin/../../dashboard".to_owned(),
+        ),
+        ("http://evil.example/static/x.js", "/static/x.js".to_owned()),
+        (
+            &*format!("/courses/{course_encoded}/xblock/{usage_encoded}/handler/x"),
+            handler(COURSE, USAGE, "x"),
+        ),
+        (
+            &*format!("/lti/1p3/launch/{course_encoded}/{usage_encoded}"),
+            format!("/xblock/{USAGE}"),
+        ),
+        // The query never takes part in the decision, and is passed on.
+        (
+            &*format!("{}?x=/admin", display_path(USAGE)),
+            format!("/xblock/{USAGE}?x=/admin"),
+        ),
+        (
+            &*format!("{}?view=student_view&a=b", display_path(USAGE)),
+            format!("/xblock/{USAGE}?view=student_view&a=b"),
+        ),
+    ];
+    for (path, target) in forwarded {
+        let before = s.upstream.count();
+        let raw = raw_get(&s.gw, &s.browser, path).await;
+        assert_eq!(raw.status, 200, "{path}: {}", raw.body);
+        assert_eq!(s.upstream.count(), before + 1, "{path}");
+        assert_eq!(s.upstream.last().target, target, "{path}");
+    }
+
+    // A segment that merely looks odd is forwarded in the very form checked.
+    let before = s.upstream.count();
+    let raw = raw_get(&s.gw, &s.browser, "/static/..;/admin").await;
+    if raw.status == 200 {
+        assert_eq!(s.upstream.last().target, "/static/..;/admin");
+    } else {
+        assert!(matches!(raw.status, 400 | 403 | 404), "{}", raw.status);
+        assert_eq!(s.upstream.count(), before);
+    }
+}
+
+// ---------------------------------------------------------------- 6. responses
+
+#[tokio::test]
+async fn upstream_cookies_lose_their_domain_and_cannot_set_gateway_cookies() {
+    let s = launched(GatewayOptions {
+        extra: EXTRA_RULES.into(),
+        ..Default::default()
+    })
+    .await;
+    let session_before = session_pair(&s.gw, &s.browser);
+    let response = s
+        .browser
+        .http
+        .get(s.gw.url("/set-cookie"))
+        .send()
+        .await
+        .expect("set-cookie");
+    assert_eq!(response.status(), 200);
+    assert_eq!(s.upstream.last().target, "/set-cookie");
+    let set: Vec<String> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().expect("ascii").to_owned())
+        .collect();
+    assert_eq!(set.len(), 2, "{set:?}");
+    assert!(
+        set[0].starts_with("sessionid=abc") && set[0].contains("HttpOnly"),
+        "{set:?}"
+    );
+    assert!(set[1].starts_with("csrftoken=xyz"), "{set:?}");
+    for c in &set {
+        assert!(!c.to_ascii_lowercase().contains("domain"), "{c}");
+        assert!(!c.contains("ltigate"), "{c}");
+    }
+    assert!(
+        response.headers().get("x-hop").is_none(),
+        "a hop-by-hop header leaked"
+    );
+    assert_eq!(response.text().await.expect("body"), "cookies");
+
+    // The gateway's session survived; the LMS cookies are now the browser's.
+    assert_eq!(session_pair(&s.gw, &s.browser), session_before);
+    assert_eq!(s.browser.get(&s.gw, &display_path(USAGE)).await.0, 200);
+    assert_eq!(s.browser.get(&s.gw, "/static/js/x.js").await.0, 200);
+    let cookie = s
+        .upstream
+        .last()
+        .header("cookie")
+        .expect("cookies")
+        .to_owned();
+    assert!(
+        cookie.contains("sessionid=abc") && cookie.contains("csrftoken=xyz"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("ltigate"), "{cookie}");
+
+    // The upstream's absolute redirect points back at the gateway.
+    let response = s
+        .browser
+        .http
+        .get(s.gw.url("/redirect"))
+        .send()
+        .await
+        .expect("redirect");
+    assert_eq!(response.status(), 302);
+    assert_eq!(
+        response.headers()["location"],
+        format!("{}/static/after-redirect.js", s.gw.origin()).as_str()
+    );
+}
+
+/// Behind an https public URL, upstream cookies become `Secure;
+/// SameSite=None; Partitioned` and redirects point at the public origin. The
+/// browser is driven by hand: its `Secure` cookies would not ride plain HTTP.
+#[tokio::test]
+async fn https_public_url_secures_upstream_cookies_and_rewrites_redirects() {
+    const PUBLIC: &str = "https://lti.example.test";
+    let s = start(GatewayOptions {
+        public_url: Some(PUBLIC.into()),
+        extra: EXTRA_RULES.into(),
+        ..Default::default()
+    })
+    .await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let target = format!("{PUBLIC}{}", display_path(USAGE));
+    let login = http
+        .get(s.gw.url("/lti/1p3/login/"))
+        .query(&[
+            ("iss", s.platform.issuer.as_str()),
+            ("login_hint", "h"),
+            ("target_link_uri", target.as_str()),
+            ("client_id", s.platform.client_id.as_str()),
+        ])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status(), 302);
+    let pair = |r: &reqwest::Response, prefix: &str| -> String {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with(prefix))
+            .and_then(|c| c.split(';').next())
+            .unwrap_or_else(|| panic!("no {prefix} cookie"))
+            .to_owned()
+    };
+    let state_cookie = pair(&login, "ltigate_state_");
+    let auth = s
+        .platform
+        .parse_auth_request(login.headers()["location"].to_str().expect("ascii"))
+        .expect("auth");
+    let token = s.platform.sign(&s.platform.claims(&auth, &target));
+    let launch = http
+        .post(s.gw.url("/lti/1p3/launch/"))
+        .header("cookie", &state_cookie)
+        .form(&[("id_token", token.as_str()), ("state", auth.state.as_str())])
+        .send()
+        .await
+        .expect("launch");
+    assert_eq!(launch.status(), 302);
+    let session = pair(&launch, "ltigate_session=");
+
+    let response = http
+        .get(s.gw.url("/set-cookie"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .expect("set-cookie");
+    assert_eq!(response.status(), 200);
+    let set: Vec<&str> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().expect("ascii"))
+        .collect();
+    assert_eq!(set.len(), 2, "{set:?}");
+    for c in &set {
+        for attr in ["Secure", "SameSite=None", "Partitioned"] {
+            assert!(c.contains(attr), "{c} lacks {attr}");
+        }
+        assert!(!c.to_ascii_lowercase().contains("domain"), "{c}");
+        assert!(!c.contains("ltigate"), "{c}");
+    }
+    let seen = s.upstream.last();
+    assert_eq!(seen.header_all("x-forwarded-proto"), vec!["https"]);
+    assert_eq!(
+        seen.header_all("x-forwarded-host"),
+        vec!["lti.example.test"]
+    );
+
+    let response = http
+        .get(s.gw.url("/redirect"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .expect("redirect");
+    assert_eq!(response.status(), 302);
+    assert_eq!(
+        response.headers()["location"],
+        format!("{PUBLIC}/static/after-redirect.js").as_str()
+    );
+}
+
+// ---------------------------------------------------------------- 7. bodies
+
+#[tokio::test]
+async fn large_bodies_stream_and_oversized_ones_get_413() {
+    const LIMIT: usize = 20 * MIB;
+    let s = launched(GatewayOptions {
+        upstream_extra: format!("max_request_body_bytes = {LIMIT}"),
+        ..Default::default()
+    })
+    .await;
+    let path = handler(COURSE, USAGE, "upload/file");
+
+    // 10 MiB with a Content-Length.
+    let response = s
+        .browser
+        .http
+        .post(s.gw.url(&path))
+        .body(vec![b'a'; 10 * MIB])
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(response.status(), 200);
+    let seen = s.upstream.last();
+    assert_eq!(
+        (seen.method.as_str(), seen.target.as_str()),
+        ("POST", path.as_str())
+    );
+    assert_eq!(seen.body_len, 10 * MIB);
+
+    // 10 MiB chunked, no Content-Length.
+    let response = s
+        .browser
+        .http
+        .post(s.gw.url(&path))
+        .body(reqwest::Body::wrap(Chunked::new(10 * MIB)))
+        .send()
+        .await
+        .expect("chunked upload");
+    assert_eq!(response.status(), 200);
+    let seen = s.upstream.last();
+    assert!(
+        seen.header("content-length").is_none(),
+        "{:?}",
+        seen.headers
+    );
+    assert_eq!(seen.body_len, 10 * MIB);
+
+    // Declared over the limit: refused before anything is forwarded.
+    let before = s.upstream.count();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nCookie: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        s.gw.addr,
+        cookies(&s.gw, &s.browser),
+        LIMIT + 1
+    );
+    let raw = raw_request(&s.gw, request.as_bytes()).await;
+    assert_eq!(raw.status, 413, "{}", raw.body);
+    assert!(
+        raw.body.contains("<code>body_too_large</code>"),
+        "{}",
+        raw.body
+    );
+    assert_eq!(
+        s.upstream.count(),
+        before,
+        "the upstream saw an oversized request"
+    );
+
+    // The same with the body really sent.
+    let response = s
+        .browser
+        .http
+        .post(s.gw.url(&path))
+        .body(vec![b'a'; LIMIT + MIB])
+        .send()
+        .await
+        .expect("oversized upload");
+    assert_eq!(response.status(), 413);
+    assert_eq!(
+        s.upstream.count(),
+        before,
+        "the upstream saw an oversized request"
+    );
+
+    // Chunked over the limit: cut off, 413, and the upstream never gets it all.
+    let response = s
+        .browser
+        .http
+        .post(s.gw.url(&path))
+        .body(reqwest::Body::wrap(Chunked::new(LIMIT + MIB)))
+        .send()
+        .await
+        .expect("oversized chunked upload");
+    assert_eq!(response.status(), 413);
+    let body = response.text().await.unwrap_or_default();
+    assert!(body.contains("<code>body_too_large</code>"), "{body}");
+    assert!(
+        s.upstream.seen().iter().all(|seen| seen.body_len <= LIMIT),
+        "the upstream received more than the limit"
+    );
+}
+
+// ---------------------------------------------------------------- 8. failures
+
+#[tokio::test]
+async fn slow_upstream_gets_504_without_leaking_its_address() {
+    let upstream = TestUpstream::start_with(Duration::from_secs(5)).await;
+    let s = start_with(
+        upstream,
+        GatewayOptions {
+            upstream_extra: "response_header_timeout_sec = 1".into(),
+            extra: EXTRA_RULES.into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let r = s.browser.launch(&s.gw, &s.platform, USAGE).await;
+    assert_eq!(r.status, 302);
+    let started = std::time::Instant::now();
+    let (status, body) = s.browser.get(&s.gw, "/slow/page").await;
+    assert_eq!(status, 504, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert!(body.contains("<code>upstream_timeout</code>"), "{body}");
+    assert_eq!(s.upstream.last().target, "/slow/page");
+    let port = s.upstream.addr.port().to_string();
+    assert!(
+        !body.contains(&port) && !body.contains("127.0.0.1"),
+        "{body}"
+    );
+}
+
+/// `request_timeout_sec` bounds the whole exchange even when the response
+/// header timeout is long.
+#[tokio::test]
+async fn request_timeout_bounds_the_whole_request() {
+    let upstream = TestUpstream::start_with(Duration::from_secs(5)).await;
+    let s = start_with(
+        upstream,
+        GatewayOptions {
+            upstream_extra: "request_timeout_sec = 1".into(),
+            extra: EXTRA_RULES.into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        s.browser.launch(&s.gw, &s.platform, USAGE).await.status,
+        302
+    );
+    let started = std::time::Instant::now();
+    let (status, body) = s.browser.get(&s.gw, "/slow/page").await;
+    assert_eq!(status, 504, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert!(body.contains("<code>upstream_timeout</code>"), "{body}");
+}
+
+/// The response header timeout is the wait for the LMS's answer once the
+/// request is sent (README: "waiting for the LMS's response headers"); the
+/// upload itself is bounded by `request_timeout_sec` ("the whole request,
+/// body included"). An upload slower than the header timeout must pass. The
+/// body is paced in real time: nothing here is meant to expire.
+#[tokio::test]
+async fn a_slow_upload_is_not_cut_by_the_response_header_timeout() {
+    let s = launched(GatewayOptions {
+        upstream_extra: "response_header_timeout_sec = 1".into(),
+        ..Default::default()
+    })
+    .await;
+    let path = handler(COURSE, USAGE, "upload/file");
+    let response = s
+        .browser
+        .http
+        .post(s.gw.url(&path))
+        .body(reqwest::Body::wrap(SlowBody::new(
+            4,
+            Duration::from_millis(400),
+        )))
+        .send()
+        .await
+        .expect("slow upload");
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    assert_eq!(
+        status, 200,
+        "a 1.6 s upload under a 1 s response header timeout: {body}"
+    );
+    let seen = s.upstream.last();
+    assert_eq!(seen.target, path);
+    assert_eq!(seen.body_len, 4 * SlowBody::CHUNK);
+}
+
+#[tokio::test]
+async fn unreachable_upstream_gets_502_without_leaking_its_address() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let platform = TestPlatform::start().await;
+    let gw = Gateway::start_with(
+        &platform,
+        with_upstream(&format!("http://{addr}"), GatewayOptions::default()),
+    )
+    .await;
+    let browser = Browser::new();
+    assert_eq!(browser.launch(&gw, &platform, USAGE).await.status, 302);
+    for path in [display_path(USAGE), "/static/js/x.js".to_owned()] {
+        let (status, body) = browser.get(&gw, &path).await;
+        assert_eq!(status, 502, "{path}: {body}");
+        assert!(body.contains("<code>upstream_unreachable</code>"), "{body}");
+        assert!(
+            !body.contains(&addr.port().to_string()) && !body.contains("127.0.0.1"),
+            "{body}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------- 9. 404
+
+#[tokio::test]
+async fn missing_content_gets_the_gateways_404_page() {
+    let s = start(GatewayOptions::default()).await;
+    let r = s.browser.launch(&s.gw, &s.platform, MISSING).await;
+    assert_eq!(r.status, 302, "{}", r.body);
+    let (status, body) = s.browser.get(&s.gw, &display_path(MISSING)).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body.contains("Content not found: is it published?"),
+        "{body}"
+    );
+    assert!(body.contains("<code>content_not_found</code>"), "{body}");
+    assert!(!body.contains("(LMS)"), "the LMS's page leaked: {body}");
+    assert_eq!(s.upstream.count(), 1);
+    assert_eq!(s.upstream.last().target, format!("/xblock/{MISSING}"));
+}
+
+// ---------------------------------------------------------------- 10. upgrades
+
+#[tokio::test]
+async fn websocket_upgrades_are_refused() {
+    let s = launched(GatewayOptions::default()).await;
+    for path in ["/static/ws".to_owned(), display_path(USAGE)] {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nCookie: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            s.gw.addr,
+            cookies(&s.gw, &s.browser)
+        );
+        let raw = raw_request(&s.gw, request.as_bytes()).await;
+        assert_eq!(raw.status, 501, "{path}: {}", raw.body);
+        assert!(
+            raw.body.contains("<code>upgrade_refused</code>"),
+            "{}",
+            raw.body
+        );
+    }
+    assert_eq!(s.upstream.count(), 0, "the upstream saw an upgrade");
+}
+
+// ---------------------------------------------------------------- 11. ids
+
+#[tokio::test]
+async fn every_response_has_a_request_id_that_the_upstream_also_sees() {
+    let s = launched(GatewayOptions::default()).await;
+    let mut ids = Vec::new();
+    let forwarded = [display_path(USAGE), "/static/js/x.js".to_owned()];
+    for path in &forwarded {
+        let before = s.upstream.count();
+        let response = s
+            .browser
+            .http
+            .get(s.gw.url(path))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(response.status(), 200, "{path}");
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert_eq!(s.upstream.count(), before + 1);
+        assert_eq!(
+            s.upstream.last().header_all("x-request-id"),
+            vec![id.as_str()]
+        );
+        ids.push(id);
+    }
+    let count = s.upstream.count();
+    for (browser, path, status) in [
+        (&s.browser, "/admin", 403),
+        (&Browser::new(), "/static/js/x.js", 401),
+        (&s.browser, "/lti/nothing", 404),
+        (&s.browser, "/healthz", 200),
+        (&s.browser, "/lti/1p3/pub/jwks/", 200),
+        (&s.browser, "/lti/1p3/launch/", 405),
+    ] {
+        let response = browser.http.get(s.gw.url(path)).send().await.expect("get");
+        assert_eq!(response.status(), status, "{path}");
+        let id = response
+            .headers()
+            .get("x-request-id")
+            .unwrap_or_else(|| panic!("{path} has no x-request-id"));
+        ids.push(id.to_str().expect("ascii").to_owned());
+    }
+    let raw = raw_get(&s.gw, &s.browser, "/static/../admin").await;
+    assert_eq!(raw.status, 400);
+    ids.push(
+        raw.header("x-request-id")
+            .expect("a 400 has an id")
+            .to_owned(),
+    );
+    assert_eq!(s.upstream.count(), count);
+    let unique: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "ids repeat: {ids:?}");
+    assert!(ids.iter().all(|id| !id.is_empty()), "{ids:?}");
+}

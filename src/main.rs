@@ -46,6 +46,8 @@ enum Command {
         #[arg(long, default_value = "ltigate-1")]
         kid: String,
     },
+    /// Probe the running gateway's /healthz (for container health checks).
+    Health,
     /// Inspect and retry grade deliveries (asks the running gateway).
     #[command(subcommand)]
     Grades(GradesCommand),
@@ -96,6 +98,54 @@ fn main() -> ExitCode {
         },
         Command::Serve => serve(&cli.config),
         Command::Grades(cmd) => grades(&cli.config, cmd),
+        Command::Health => health(&cli.config),
+    }
+}
+
+/// Exits 0 when the gateway configured in `path` answers `/healthz` with 200.
+fn health(path: &std::path::Path) -> ExitCode {
+    use std::io::{Read as _, Write as _};
+    let config = match ltigate::Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ltigate: invalid configuration: {e}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let mut addr = config.server.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    if config.server.tls.is_some() {
+        // A TLS listener: a completed TCP connect is the best a probe without
+        // the certificate's trust can check.
+        return match std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3))
+        {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ltigate health: {addr}: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let probe = || -> std::io::Result<bool> {
+        let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3))?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(3)))?;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head)?;
+        Ok(head.starts_with(b"HTTP/1.1 200"))
+    };
+    match probe() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("ltigate health: {addr}/healthz did not answer 200");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("ltigate health: {addr}: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -273,6 +273,10 @@ where
     }
     let listing = catalog_of(app)?.listing(&app.client, &gate).await?;
     let titles = catalog::titles(&listing);
+    // Only what the picker could have shown: listed by the LMS, allowed by the gate.
+    if let Some(unlisted) = selected.iter().find(|u| !titles.contains_key(*u)) {
+        return Err(PickerError::NotAllowed(unlisted.to_string()));
+    }
     // Single use: of two concurrent submissions, one wins.
     if app
         .store

@@ -197,10 +197,18 @@ impl Catalog {
                     .filter_map(|id| CourseKey::parse(id).ok()),
             );
             if pages < MAX_PAGES {
+                // Only the path and query of a next link are used: the token
+                // never leaves the configured LMS origin.
                 next = body
                     .pointer("/pagination/next")
                     .and_then(Value::as_str)
-                    .and_then(|n| Url::parse(n).ok());
+                    .and_then(|n| Url::parse(n).ok())
+                    .map(|n| {
+                        let mut same = self.config.lms_url.clone();
+                        same.set_path(n.path());
+                        same.set_query(n.query());
+                        same
+                    });
             }
         }
         Ok(out)
@@ -281,7 +289,16 @@ impl Catalog {
         }
         let mut out = Vec::new();
         for course in courses {
-            let mut listing = self.course(client, &course).await?;
+            let mut listing = match self.course(client, &course).await {
+                Ok(l) => l,
+                // A course the gate names but the LMS no longer has: skip it,
+                // rather than hide every other course.
+                Err(CatalogError::Refused(http::StatusCode::NOT_FOUND, _)) => {
+                    tracing::warn!(course = %course, "the LMS has no course by this key; it is left out of the picker");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             listing.blocks.retain(|b| gate.check(&b.usage).is_ok());
             if !listing.blocks.is_empty() {
                 out.push(listing);

@@ -34,12 +34,16 @@ pub enum AgsError {
     Retry { error: String, after: Option<u64> },
     /// A refusal retrying cannot fix.
     Permanent(String),
+    /// The platform refused the access token (401): get a fresh one.
+    TokenRefused(String),
 }
 
 impl std::fmt::Display for AgsError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AgsError::Retry { error, .. } | AgsError::Permanent(error) => f.write_str(error),
+            AgsError::Retry { error, .. }
+            | AgsError::Permanent(error)
+            | AgsError::TokenRefused(error) => f.write_str(error),
         }
     }
 }
@@ -57,7 +61,9 @@ impl From<ClientError> for AgsError {
 fn refusal(what: &str, r: &Fetched, now: UnixTime) -> AgsError {
     let body: String = String::from_utf8_lossy(&r.body).chars().take(200).collect();
     let error = format!("{what} answered {}: {body}", r.status);
-    if r.status == StatusCode::TOO_MANY_REQUESTS || r.status.is_server_error() {
+    if r.status == StatusCode::UNAUTHORIZED {
+        AgsError::TokenRefused(error)
+    } else if r.status == StatusCode::TOO_MANY_REQUESTS || r.status.is_server_error() {
         AgsError::Retry {
             error,
             after: retry_after(&r.headers, now),
@@ -154,7 +160,11 @@ impl Tokens {
             )
             .await?;
         if !response.status.is_success() {
-            return Err(refusal("the token endpoint", &response, now));
+            return Err(match refusal("the token endpoint", &response, now) {
+                // The token endpoint refusing our client is not fixed by a new token.
+                AgsError::TokenRefused(e) => AgsError::Permanent(e),
+                other => other,
+            });
         }
         let body: Value = serde_json::from_slice(&response.body).map_err(|_| {
             AgsError::Permanent("the token endpoint answered with something other than JSON".into())
@@ -311,14 +321,14 @@ pub async fn find_or_create_lineitem(
         .ok_or_else(|| AgsError::Permanent("the created line item has no id".into()))
 }
 
-/// POSTs one score. `Ok(false)` means the platform refused the token (401).
+/// POSTs one score.
 pub async fn post_score(
     app: &AppState,
     lineitem: &str,
     score: &Value,
     token: &str,
     timeout: Duration,
-) -> Result<bool, AgsError> {
+) -> Result<(), AgsError> {
     let url = scores_url(lineitem)?;
     let r = call(
         app,
@@ -333,13 +343,10 @@ pub async fn post_score(
         timeout,
     )
     .await?;
-    if r.status == StatusCode::UNAUTHORIZED {
-        return Ok(false);
-    }
     if !r.status.is_success() {
         return Err(refusal("the scores endpoint", &r, app.clock.now()));
     }
-    Ok(true)
+    Ok(())
 }
 
 #[cfg(test)]

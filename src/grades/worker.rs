@@ -112,7 +112,7 @@ async fn process(app: &AppState, config: &GradesConfig, runtime: &GradesRuntime,
                 Some(now + wait)
             }
         }
-        Err(AgsError::Permanent(error)) => {
+        Err(AgsError::Permanent(error) | AgsError::TokenRefused(error)) => {
             delivery.attempts += 1;
             tracing::error!(id, error, "score delivery refused; parked");
             delivery.last_error = Some(error);
@@ -169,7 +169,35 @@ async fn deliver(
         },
     };
 
-    let mut token = runtime.tokens.get(app, &reg, &scopes, timeout).await?;
+    // Any call refused with 401 gets one fresh token, then counts as a failure.
+    let mut refreshed = false;
+    loop {
+        let token = runtime.tokens.get(app, &reg, &scopes, timeout).await?;
+        match send_score(app, r, given, maximum, &delivery.timestamp, &token, timeout).await {
+            Err(AgsError::TokenRefused(error)) if refreshed => {
+                return Err(AgsError::Retry { error, after: None });
+            }
+            Err(AgsError::TokenRefused(_)) => {
+                runtime.tokens.forget(&reg, &scopes);
+                refreshed = true;
+            }
+            Err(e) => return Err(e),
+            Ok(()) if refreshed => return Ok("sent after a token refresh"),
+            Ok(()) => return Ok("sent"),
+        }
+    }
+}
+
+/// Finds the line item if needed, then posts the score.
+async fn send_score(
+    app: &AppState,
+    r: &GradedResource,
+    given: f64,
+    maximum: f64,
+    timestamp: &str,
+    token: &str,
+    timeout: std::time::Duration,
+) -> Result<(), AgsError> {
     let lineitem = match &r.lineitem {
         Some(l) => l.clone(),
         None => {
@@ -186,7 +214,7 @@ async fn deliver(
                 lineitems,
                 &r.resource_link_id,
                 label,
-                &token,
+                token,
                 timeout,
             )
             .await?;
@@ -202,21 +230,9 @@ async fn deliver(
         "scoreMaximum": maximum,
         "activityProgress": "Completed",
         "gradingProgress": "FullyGraded",
-        "timestamp": delivery.timestamp,
+        "timestamp": timestamp,
     });
-    if ags::post_score(app, &lineitem, &body, &token, timeout).await? {
-        return Ok("sent");
-    }
-    // The platform refused the token: get a fresh one, once.
-    runtime.tokens.forget(&reg, &scopes);
-    token = runtime.tokens.get(app, &reg, &scopes, timeout).await?;
-    if ags::post_score(app, &lineitem, &body, &token, timeout).await? {
-        return Ok("sent after a token refresh");
-    }
-    Err(AgsError::Retry {
-        error: "the scores endpoint refused a fresh token (401)".into(),
-        after: None,
-    })
+    ags::post_score(app, &lineitem, &body, token, timeout).await
 }
 
 /// The composite score from the LMS, normalised to (earned / possible, 1).

@@ -4,6 +4,7 @@
 //! `redis-server` on a free port.
 #![allow(dead_code)]
 
+pub mod lms_api;
 pub mod platform;
 pub mod redis_server;
 pub mod upstream;

@@ -1,7 +1,11 @@
 //! A test LTI platform: its own RSA keys, a JWKS endpoint, and an OIDC auth
 //! endpoint that answers with an auto-posting launch form, like a real LMS.
+//! For grade passback it also serves AGS: `POST /token` (client credentials,
+//! verifying the tool's client assertion against the tool's JWKS), a line
+//! items container at `/lineitems`, and `POST .../scores` under every line
+//! item, recording what it receives and failing on a programmable script.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,7 +16,7 @@ use aws_lc_rs::signature::KeyPair as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt as _, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use jsonwebtoken::{Algorithm, EncodingKey};
@@ -84,6 +88,8 @@ struct Shared {
     active: Mutex<Arc<SigningKey>>,
     jwks_fetches: AtomicUsize,
     auth_requests: Mutex<Vec<HashMap<String, String>>>,
+    /// The AGS services: token endpoint, line items and scores.
+    ags: Mutex<Ags>,
 }
 
 /// The parameters of one OIDC authentication request, as the platform saw them.
@@ -118,11 +124,13 @@ impl TestPlatform {
             active: Mutex::new(key),
             jwks_fetches: AtomicUsize::new(0),
             auth_requests: Mutex::new(Vec::new()),
+            ags: Mutex::new(Ags::default()),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
+        shared.ags.lock().expect("lock").base = format!("http://{addr}");
         let served = shared.clone();
         tokio::spawn(async move {
             loop {
@@ -133,7 +141,7 @@ impl TestPlatform {
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
                         let shared = shared.clone();
-                        async move { Ok::<_, std::convert::Infallible>(route(&shared, req)) }
+                        async move { Ok::<_, std::convert::Infallible>(serve(&shared, req).await) }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service)
@@ -344,4 +352,544 @@ pub fn parse_autopost(page: &str) -> (String, Vec<(String, String)>) {
         rest = &rest[end..];
     }
     (action, fields)
+}
+
+// ------------------------------------------------------------ AGS services
+//
+// The platform's side of grade passback: an OAuth2 token endpoint that
+// verifies the tool's client assertion against the tool's JWKS, a line items
+// container, and scores endpoints under every line item, with a programmable
+// script of failures.
+
+pub const SCORE_SCOPE: &str = "https://purl.imsglobal.org/spec/lti-ags/scope/score";
+pub const LINEITEM_SCOPE: &str = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem";
+pub const SCORE_CONTENT_TYPE: &str = "application/vnd.ims.lis.v1.score+json";
+pub const LINEITEM_CONTENT_TYPE: &str = "application/vnd.ims.lis.v2.lineitem+json";
+const KNOWN_SCOPES: &[&str] = &[
+    SCORE_SCOPE,
+    LINEITEM_SCOPE,
+    "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly",
+    "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
+];
+
+/// One request to the token endpoint, as the platform saw it.
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    /// The form fields.
+    pub form: HashMap<String, String>,
+    pub user_agent: Option<String>,
+    /// The client assertion's claims, when it verified.
+    pub assertion: Option<Value>,
+    /// The access token issued, or why the request was refused.
+    pub outcome: Result<String, String>,
+}
+
+/// One request to a line items container or a scores endpoint.
+#[derive(Debug, Clone)]
+pub struct AgsRequest {
+    pub method: String,
+    /// Path and query exactly as received.
+    pub target: String,
+    pub content_type: Option<String>,
+    pub accept: Option<String>,
+    pub authorization: Option<String>,
+    pub user_agent: Option<String>,
+    pub body: String,
+    /// What the platform answered.
+    pub status: u16,
+}
+
+impl AgsRequest {
+    /// The body as JSON (`Null` if it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// The bearer token presented.
+    pub fn bearer(&self) -> Option<&str> {
+        self.authorization.as_deref()?.strip_prefix("Bearer ")
+    }
+}
+
+/// A programmed answer of the scores endpoint.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub status: u16,
+    pub retry_after: Option<String>,
+}
+
+impl Fault {
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            retry_after: None,
+        }
+    }
+
+    pub fn retry_after(status: u16, after: &str) -> Self {
+        Self {
+            status,
+            retry_after: Some(after.to_owned()),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Ags {
+    /// `http://<addr>`, set once the listener is bound.
+    base: String,
+    tool_jwks_url: Option<String>,
+    token_requests: Vec<TokenRequest>,
+    /// Live access tokens and their scopes.
+    issued: HashMap<String, Vec<String>>,
+    tokens_minted: usize,
+    jtis: HashSet<String>,
+    score_faults: VecDeque<Fault>,
+    score_requests: Vec<AgsRequest>,
+    lineitem_requests: Vec<AgsRequest>,
+    lineitems: Vec<Value>,
+    /// Line items per page of the container (0: all on one page).
+    lineitems_page_size: usize,
+    /// The container ignores `resource_link_id` (some platforms do).
+    lineitems_unfiltered: bool,
+}
+
+impl TestPlatform {
+    /// Where the token endpoint fetches the tool's JWKS to verify client
+    /// assertions (the gateway's `/lti/1p3/pub/jwks/`).
+    pub fn set_tool_jwks_url(&self, url: &str) {
+        self.shared.ags.lock().expect("lock").tool_jwks_url = Some(url.to_owned());
+    }
+
+    /// Every request to the token endpoint, in order.
+    pub fn token_requests(&self) -> Vec<TokenRequest> {
+        self.shared.ags.lock().expect("lock").token_requests.clone()
+    }
+
+    /// How many access tokens were issued.
+    pub fn tokens_issued(&self) -> usize {
+        self.shared.ags.lock().expect("lock").tokens_minted
+    }
+
+    /// Makes every issued access token unknown (the next AGS call gets 401).
+    pub fn revoke_tokens(&self) {
+        self.shared.ags.lock().expect("lock").issued.clear();
+    }
+
+    /// The scores endpoint answers `fault` the next `times` times.
+    pub fn fail_scores(&self, times: usize, fault: Fault) {
+        let mut ags = self.shared.ags.lock().expect("lock");
+        for _ in 0..times {
+            ags.score_faults.push_back(fault.clone());
+        }
+    }
+
+    /// Every request to a scores endpoint, accepted or not.
+    pub fn score_requests(&self) -> Vec<AgsRequest> {
+        self.shared.ags.lock().expect("lock").score_requests.clone()
+    }
+
+    /// The scores the platform took.
+    pub fn scores(&self) -> Vec<AgsRequest> {
+        self.score_requests()
+            .into_iter()
+            .filter(|r| (200..300).contains(&r.status))
+            .collect()
+    }
+
+    /// Every request to the line items container.
+    pub fn lineitem_requests(&self) -> Vec<AgsRequest> {
+        self.shared
+            .ags
+            .lock()
+            .expect("lock")
+            .lineitem_requests
+            .clone()
+    }
+
+    /// The line items in the container.
+    pub fn lineitems(&self) -> Vec<Value> {
+        self.shared.ags.lock().expect("lock").lineitems.clone()
+    }
+
+    /// Pages the container: `page_size` items a page, with a `Link` header
+    /// to the next page; `filtered` false makes it ignore `resource_link_id`.
+    pub fn set_lineitems_paging(&self, page_size: usize, filtered: bool) {
+        let mut ags = self.shared.ags.lock().expect("lock");
+        ags.lineitems_page_size = page_size;
+        ags.lineitems_unfiltered = !filtered;
+    }
+
+    /// Adds a line item to the container; returns its URL.
+    pub fn add_lineitem(&self, label: &str, resource_link_id: &str) -> String {
+        let mut ags = self.shared.ags.lock().expect("lock");
+        let item = new_lineitem(
+            &mut ags,
+            json!({"scoreMaximum": 1, "label": label, "resourceLinkId": resource_link_id}),
+        );
+        item["id"].as_str().expect("id").to_owned()
+    }
+}
+
+fn new_lineitem(ags: &mut Ags, mut item: Value) -> Value {
+    let id = format!(
+        "{}/lineitems/{}/lineitem",
+        ags.base,
+        100 + ags.lineitems.len()
+    );
+    item["id"] = Value::String(id);
+    ags.lineitems.push(item.clone());
+    item
+}
+
+/// Every request: the AGS services, or the launch side.
+async fn serve(
+    shared: &Shared,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> hyper::Response<Full<Bytes>> {
+    let path = req.uri().path();
+    let is_ags = path == "/token"
+        || path == "/lineitems"
+        || (path.starts_with("/lineitems/") && path.ends_with("/scores"));
+    if is_ags {
+        ags_route(shared, req).await
+    } else {
+        route(shared, req)
+    }
+}
+
+fn ags_respond(status: u16, content_type: &str, body: String) -> hyper::Response<Full<Bytes>> {
+    hyper::Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(body)))
+        .expect("response")
+}
+
+fn oauth_error(error: &str, description: &str) -> hyper::Response<Full<Bytes>> {
+    ags_respond(
+        400,
+        "application/json",
+        json!({"error": error, "error_description": description}).to_string(),
+    )
+}
+
+async fn ags_route(
+    shared: &Shared,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> hyper::Response<Full<Bytes>> {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let mut seen = AgsRequest {
+        method: req.method().to_string(),
+        target: req
+            .uri()
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        content_type: header("content-type"),
+        accept: header("accept"),
+        authorization: header("authorization"),
+        user_agent: header("user-agent"),
+        body: String::new(),
+        status: 0,
+    };
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or_default().to_owned();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    seen.body = String::from_utf8_lossy(&body).into_owned();
+    if path == "/token" {
+        return token_endpoint(shared, seen).await;
+    }
+    let mut ags = shared.ags.lock().expect("lock");
+    let is_scores = path != "/lineitems";
+    let needed = if is_scores {
+        SCORE_SCOPE
+    } else {
+        LINEITEM_SCOPE
+    };
+    let answer = match seen.bearer().map(|t| ags.issued.get(t)) {
+        None | Some(None) => Answer::json(401, json!({"error": "unknown or missing access token"})),
+        Some(Some(scopes)) if !scopes.iter().any(|s| s == needed) => {
+            Answer::json(403, json!({"error": format!("the token lacks {needed}")}))
+        }
+        Some(Some(_)) if is_scores => score(&mut ags, &seen),
+        Some(Some(_)) => lineitems(&mut ags, &seen, &query),
+    };
+    seen.status = answer.status;
+    if is_scores {
+        ags.score_requests.push(seen);
+    } else {
+        ags.lineitem_requests.push(seen);
+    }
+    drop(ags);
+    let mut response = ags_respond(answer.status, answer.content_type, answer.body);
+    if let Some(link) = answer.link {
+        response.headers_mut().insert(
+            "link",
+            hyper::header::HeaderValue::from_str(&link).expect("header value"),
+        );
+    }
+    if let Some(after) = answer.retry_after {
+        response.headers_mut().insert(
+            "retry-after",
+            hyper::header::HeaderValue::from_str(&after).expect("header value"),
+        );
+    }
+    response
+}
+
+/// What an AGS endpoint answers.
+struct Answer {
+    status: u16,
+    content_type: &'static str,
+    body: String,
+    retry_after: Option<String>,
+    link: Option<String>,
+}
+
+impl Answer {
+    fn json(status: u16, body: Value) -> Self {
+        Self::with_type(status, "application/json", body.to_string())
+    }
+
+    fn with_type(status: u16, content_type: &'static str, body: String) -> Self {
+        Self {
+            status,
+            content_type,
+            body,
+            retry_after: None,
+            link: None,
+        }
+    }
+}
+
+fn score(ags: &mut Ags, seen: &AgsRequest) -> Answer {
+    if let Some(fault) = ags.score_faults.pop_front() {
+        let mut answer = Answer::json(
+            fault.status,
+            json!({"error": format!("programmed failure {}", fault.status)}),
+        );
+        answer.retry_after = fault.retry_after;
+        return answer;
+    }
+    if seen.content_type.as_deref() != Some(SCORE_CONTENT_TYPE) {
+        return Answer::json(
+            415,
+            json!({"error": format!("expected {SCORE_CONTENT_TYPE}")}),
+        );
+    }
+    let body = seen.json();
+    let fields_ok = body["userId"].is_string()
+        && body["scoreGiven"].is_number()
+        && body["scoreMaximum"].is_number()
+        && body["activityProgress"].is_string()
+        && body["gradingProgress"].is_string()
+        && body["timestamp"].is_string();
+    if !fields_ok {
+        return Answer::json(
+            400,
+            json!({"error": "a score needs userId, scoreGiven, scoreMaximum, activityProgress, gradingProgress and timestamp"}),
+        );
+    }
+    Answer::json(200, json!({}))
+}
+
+fn lineitems(ags: &mut Ags, seen: &AgsRequest, query: &str) -> Answer {
+    match seen.method.as_str() {
+        "GET" => {
+            let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect();
+            let wanted = params
+                .get("resource_link_id")
+                .filter(|_| !ags.lineitems_unfiltered);
+            let items: Vec<Value> = ags
+                .lineitems
+                .iter()
+                .filter(|i| wanted.is_none_or(|w| i["resourceLinkId"].as_str() == Some(w)))
+                .cloned()
+                .collect();
+            let size = match ags.lineitems_page_size {
+                0 => items.len().max(1),
+                n => n,
+            };
+            let page: usize = params.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+            let shown: Vec<Value> = items
+                .iter()
+                .skip((page - 1) * size)
+                .take(size)
+                .cloned()
+                .collect();
+            let mut answer = Answer::with_type(
+                200,
+                "application/vnd.ims.lis.v2.lineitemcontainer+json",
+                Value::Array(shown).to_string(),
+            );
+            if page * size < items.len() {
+                let mut next = url::form_urlencoded::Serializer::new(String::new());
+                if let Some(id) = params.get("resource_link_id") {
+                    next.append_pair("resource_link_id", id);
+                }
+                next.append_pair("page", &(page + 1).to_string());
+                answer.link = Some(format!(
+                    "<{}/lineitems?{}>; rel=\"next\"",
+                    ags.base,
+                    next.finish()
+                ));
+            }
+            answer
+        }
+        "POST" => {
+            if seen.content_type.as_deref() != Some(LINEITEM_CONTENT_TYPE) {
+                return Answer::json(
+                    415,
+                    json!({"error": format!("expected {LINEITEM_CONTENT_TYPE}")}),
+                );
+            }
+            let body = seen.json();
+            let valid = body["scoreMaximum"].as_f64().is_some_and(|m| m > 0.0)
+                && body["label"].as_str().is_some_and(|l| !l.is_empty());
+            if !valid {
+                return Answer::json(
+                    400,
+                    json!({"error": "a line item needs scoreMaximum > 0 and a label"}),
+                );
+            }
+            let item = new_lineitem(ags, body);
+            Answer::with_type(201, LINEITEM_CONTENT_TYPE, item.to_string())
+        }
+        _ => Answer::with_type(405, "text/plain", "method not allowed".to_owned()),
+    }
+}
+
+async fn token_endpoint(shared: &Shared, seen: AgsRequest) -> hyper::Response<Full<Bytes>> {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(seen.body.as_bytes())
+        .into_owned()
+        .collect();
+    let mut request = TokenRequest {
+        form: form.clone(),
+        user_agent: seen.user_agent.clone(),
+        assertion: None,
+        outcome: Err(String::new()),
+    };
+    let result = check_token_request(shared, &form, &mut request).await;
+    let mut ags = shared.ags.lock().expect("lock");
+    let response = match result {
+        Ok(scopes) => {
+            ags.tokens_minted += 1;
+            let token = format!("tok-{}", ags.tokens_minted);
+            ags.issued.insert(token.clone(), scopes.clone());
+            request.outcome = Ok(token.clone());
+            ags_respond(
+                200,
+                "application/json",
+                json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600, "scope": scopes.join(" ")}).to_string(),
+            )
+        }
+        Err((error, description)) => {
+            request.outcome = Err(format!("{error}: {description}"));
+            oauth_error(error, &description)
+        }
+    };
+    ags.token_requests.push(request);
+    response
+}
+
+/// Checks a client-credentials request; returns the granted scopes.
+async fn check_token_request(
+    shared: &Shared,
+    form: &HashMap<String, String>,
+    request: &mut TokenRequest,
+) -> Result<Vec<String>, (&'static str, String)> {
+    let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
+    if field("grant_type") != "client_credentials" {
+        return Err((
+            "unsupported_grant_type",
+            "expected client_credentials".into(),
+        ));
+    }
+    if field("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
+        return Err(("invalid_request", "unexpected client_assertion_type".into()));
+    }
+    let scopes: Vec<String> = field("scope").split(' ').map(str::to_owned).collect();
+    if let Some(bad) = scopes.iter().find(|s| !KNOWN_SCOPES.contains(&s.as_str())) {
+        return Err(("invalid_scope", format!("unknown scope {bad:?}")));
+    }
+    let assertion = field("client_assertion");
+    let header = jsonwebtoken::decode_header(assertion).map_err(|e| {
+        (
+            "invalid_client",
+            format!("unreadable assertion header: {e}"),
+        )
+    })?;
+    if header.alg != Algorithm::RS256 {
+        return Err((
+            "invalid_client",
+            format!("alg {:?} is not RS256", header.alg),
+        ));
+    }
+    let kid = header
+        .kid
+        .ok_or(("invalid_client", "the assertion has no kid".to_owned()))?;
+    let (jwks_url, token_url) = {
+        let ags = shared.ags.lock().expect("lock");
+        (ags.tool_jwks_url.clone(), format!("{}/token", ags.base))
+    };
+    let jwks_url = jwks_url.ok_or((
+        "invalid_client",
+        "the platform does not know the tool's JWKS URL".to_owned(),
+    ))?;
+    ltigate::install_crypto_provider();
+    let jwks: Value = async { reqwest::get(&jwks_url).await?.json().await }
+        .await
+        .map_err(|e| ("invalid_client", format!("cannot fetch the tool JWKS: {e}")))?;
+    let jwk = jwks["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|k| k["kid"] == kid.as_str())
+        .ok_or((
+            "invalid_client",
+            format!("kid {kid} is not in the tool JWKS"),
+        ))?;
+    let key = jsonwebtoken::DecodingKey::from_rsa_components(
+        jwk["n"].as_str().unwrap_or_default(),
+        jwk["e"].as_str().unwrap_or_default(),
+    )
+    .map_err(|e| ("invalid_client", format!("bad JWK: {e}")))?;
+    let mut validation = jsonwebtoken::Validation::new(Algorithm::RS256);
+    validation.set_audience(&[token_url.as_str()]);
+    validation.set_issuer(&[shared.client_id.as_str()]);
+    validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+    validation.leeway = 0;
+    let claims = jsonwebtoken::decode::<Value>(assertion, &key, &validation)
+        .map_err(|e| {
+            (
+                "invalid_client",
+                format!("the assertion does not verify: {e}"),
+            )
+        })?
+        .claims;
+    request.assertion = Some(claims.clone());
+    if claims["sub"] != shared.client_id.as_str() {
+        return Err(("invalid_client", "sub is not the client_id".into()));
+    }
+    let jti = claims["jti"]
+        .as_str()
+        .filter(|j| !j.is_empty())
+        .ok_or(("invalid_client", "the assertion has no jti".to_owned()))?;
+    if !shared.ags.lock().expect("lock").jtis.insert(jti.to_owned()) {
+        return Err(("invalid_grant", format!("jti {jti} was already used")));
+    }
+    Ok(scopes)
 }

@@ -5,6 +5,8 @@
 //! - `/set-cookie`: sets cookies with a `Domain`;
 //! - `/redirect`: 302 to its own absolute URL;
 //! - `/upload`: reads the whole body and answers its size;
+//! - `/ltigate/score`: the composite score endpoint, answering the score set
+//!   with [`TestUpstream::set_composite_score`] (404 until one is set);
 //! - anything else: 200 `ok <path>`.
 
 use std::net::SocketAddr;
@@ -44,6 +46,8 @@ impl Seen {
 pub struct TestUpstream {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// What `/ltigate/score` answers: `{"earned": x, "possible": y}`.
+    composite: Arc<Mutex<Option<(f64, f64)>>>,
 }
 
 impl TestUpstream {
@@ -59,17 +63,23 @@ impl TestUpstream {
         let addr = listener.local_addr().expect("addr");
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
+        let composite = Arc::new(Mutex::new(None));
+        let score = composite.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
                 let log = log.clone();
+                let score = score.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let log = log.clone();
+                        let score = score.clone();
                         async move {
-                            Ok::<_, std::convert::Infallible>(answer(req, &log, addr, slow).await)
+                            Ok::<_, std::convert::Infallible>(
+                                answer(req, &log, addr, slow, &score).await,
+                            )
                         }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -78,7 +88,24 @@ impl TestUpstream {
                 });
             }
         });
-        Self { addr, seen }
+        Self {
+            addr,
+            seen,
+            composite,
+        }
+    }
+
+    /// Sets what the composite score endpoint (`/ltigate/score`) answers.
+    pub fn set_composite_score(&self, earned: f64, possible: f64) {
+        *self.composite.lock().expect("lock") = Some((earned, possible));
+    }
+
+    /// The requests the composite score endpoint received.
+    pub fn score_requests(&self) -> Vec<Seen> {
+        self.seen()
+            .into_iter()
+            .filter(|s| s.target.starts_with("/ltigate/score"))
+            .collect()
     }
 
     pub fn url(&self) -> String {
@@ -107,6 +134,7 @@ async fn answer(
     log: &Mutex<Vec<Seen>>,
     addr: SocketAddr,
     slow: Duration,
+    composite: &Mutex<Option<(f64, f64)>>,
 ) -> hyper::Response<Full<Bytes>> {
     let method = req.method().to_string();
     let target = req
@@ -149,6 +177,19 @@ async fn answer(
             return respond(404, "<h1>Page not found (LMS)</h1>".into());
         }
         return respond(200, format!("<html><body>block {key}</body></html>"));
+    }
+    if path == "/ltigate/score" {
+        let score = *composite.lock().expect("lock");
+        return match score {
+            Some((earned, possible)) => hyper::Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(
+                    serde_json::json!({"earned": earned, "possible": possible}).to_string(),
+                )))
+                .expect("response"),
+            None => respond(404, "no composite score set".into()),
+        };
     }
     if path.starts_with("/slow/") {
         tokio::time::sleep(slow).await;

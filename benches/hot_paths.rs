@@ -1,0 +1,194 @@
+//! Regression guard for the per-request hot paths (Criterion; `cargo bench`).
+//! Figures are for comparing runs side by side on one machine, not targets.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{HeaderMap, HeaderValue, Method, header};
+use ltigate::cookies::RequestCookies;
+use ltigate::lti::launch::BrowserCookies as _;
+
+fn shipped_rules() -> Vec<ltigate::rules::Rule> {
+    let text = include_str!("../gateway.toml");
+    let start = text.find("\n[[rules]]\n").expect("shipped rules") + 1;
+    #[derive(serde::Deserialize)]
+    struct Rules {
+        rules: Vec<Raw>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Raw {
+        scope: String,
+        path: String,
+        methods: Option<Vec<String>>,
+    }
+    let parsed: Rules = toml::from_str(&text[start..]).expect("rules parse");
+    parsed
+        .rules
+        .iter()
+        .map(|r| {
+            ltigate::rules::Rule::parse(&r.scope, &r.path, r.methods.as_deref()).expect("rule")
+        })
+        .collect()
+}
+
+const COURSE: &str = "course-v1:Bench+B1+2026";
+
+fn session(grants: usize) -> ltigate::session::Session {
+    use ltigate::content::{ContentPath, CourseKey, UsageKey};
+    use ltigate::session::{Grant, LaunchContext, Session, UserRef};
+    let grant = |i: usize| Grant {
+        content: ContentPath::new(
+            CourseKey::parse(COURSE).expect("course"),
+            UsageKey::parse(&format!("block-v1:Bench+B1+2026+type@problem+block@p{i}"))
+                .expect("usage"),
+        )
+        .expect("content"),
+        granted_at: 0,
+        launch_id: String::new(),
+        expires_at: None,
+        launch: LaunchContext {
+            deployment_id: "d".into(),
+            message_type: "LtiResourceLinkRequest".into(),
+            name: Some("Bench Learner".into()),
+            given_name: None,
+            family_name: None,
+            email: Some("bench@example.edu".into()),
+            locale: None,
+            roles: vec!["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner".into()],
+            context: None,
+            resource_link: Some(serde_json::json!({"id": "rl"})),
+            ags_endpoint: None,
+        },
+    };
+    Session {
+        user: UserRef {
+            issuer: "https://bench".into(),
+            client_id: "c".into(),
+            sub: "s".into(),
+        },
+        created_at: 0,
+        expires_at: u64::MAX / 2,
+        grants: (0..grants).map(grant).collect(),
+    }
+}
+
+fn gating(c: &mut Criterion) {
+    let rules = shipped_rules();
+    let s = session(3);
+    let mut group = c.benchmark_group("gating");
+    for (name, method, path) in [
+        (
+            "static",
+            Method::GET,
+            "/static/js/i18n/en/djangojs.js".to_owned(),
+        ),
+        (
+            "display",
+            Method::GET,
+            "/xblock/block-v1:Bench+B1+2026+type@problem+block@p2".to_owned(),
+        ),
+        (
+            "handler",
+            Method::POST,
+            format!(
+                "/courses/{COURSE}/xblock/block-v1:Bench+B1+2026+type@problem+block@p9/handler/xmodule_handler/problem_check"
+            ),
+        ),
+        ("denied", Method::GET, "/dashboard".to_owned()),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let normal = ltigate::path::normalize(black_box(&path)).expect("path");
+                black_box(ltigate::rules::decide(
+                    &rules,
+                    &method,
+                    &normal,
+                    Some(&s),
+                    1,
+                ))
+            })
+        });
+    }
+    group.finish();
+}
+
+fn cookie_and_session(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store_path = dir.path().join("bench.redb");
+    let (sessions, id) = runtime.block_on(async {
+        let clock: Arc<dyn ltigate::Clock> = Arc::new(ltigate::SystemClock);
+        let store: Arc<dyn ltigate::store::Store> =
+            Arc::new(ltigate::store::embedded::EmbeddedStore::open(&store_path, clock.clone()).expect("store"));
+        let config = ltigate::Config::parse(
+            "[server]\npublic_url = \"http://127.0.0.1\"\nallow_http = true\n[[keys]]\nkid = \"k\"\nprivate_key_env = \"K\"\n",
+            std::path::Path::new("bench.toml"),
+            &HashMap::from([(
+                "K".to_owned(),
+                ltigate::keys::generate("k").expect("key").private_pem,
+            )]),
+        )
+        .expect("config");
+        let sessions = ltigate::session::Sessions::new(store, clock, config.session.clone());
+        let s = session(1);
+        let id = sessions
+            .record_launch(None, s.user.clone(), s.grants[0].content.clone(), s.grants[0].launch.clone())
+            .await
+            .expect("session");
+        (sessions, id)
+    });
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::COOKIE,
+        HeaderValue::from_str(&format!(
+            "csrftoken=abc; sessionid=xyz; ltigate_session={id}"
+        ))
+        .expect("cookie"),
+    );
+    c.bench_function("cookie_decode", |b| {
+        b.iter(|| {
+            let cookies = RequestCookies::from_headers(black_box(&headers));
+            black_box(cookies.get("ltigate_session").map(str::len))
+        })
+    });
+    c.bench_function("session_lookup_embedded", |b| {
+        b.iter(|| runtime.block_on(async { black_box(sessions.load(&id).await.expect("load")) }))
+    });
+}
+
+fn id_token(c: &mut Criterion) {
+    let key = ltigate::keys::generate("platform").expect("key");
+    let tool = ltigate::keys::ToolKey::from_pem("platform", None, key.private_pem.as_bytes())
+        .expect("tool key");
+    let now = 1_800_000_000u64;
+    let token = tool
+        .sign(&serde_json::json!({
+            "iss": "https://bench", "aud": "c", "sub": "s", "iat": now, "exp": now + 300, "nonce": "n",
+            "https://purl.imsglobal.org/spec/lti/claim/version": "1.3.0",
+            "https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiResourceLinkRequest",
+        }))
+        .expect("sign");
+    let jwk = key.public_jwk;
+    let decoding = jsonwebtoken::DecodingKey::from_rsa_components(
+        jwk["n"].as_str().expect("n"),
+        jwk["e"].as_str().expect("e"),
+    )
+    .expect("decoding key");
+    c.bench_function("id_token_verify", |b| {
+        b.iter(|| {
+            black_box(
+                ltigate::lti::launch::verify_signature(black_box(&token), &decoding)
+                    .expect("verify"),
+            )
+        })
+    });
+}
+
+criterion_group!(benches, gating, cookie_and_session, id_token);
+criterion_main!(benches);

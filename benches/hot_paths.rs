@@ -135,7 +135,8 @@ fn cookie_and_session(c: &mut Criterion) {
             )]),
         )
         .expect("config");
-        let sessions = ltigate::session::Sessions::new(store, clock, config.session.clone());
+        // Without the in-process cache: this measures the store read itself.
+        let sessions = ltigate::session::Sessions::new(store, clock, config.session.clone(), false);
         let s = session(1);
         let id = sessions
             .record_launch(None, s.user.clone(), s.grants[0].content.clone(), s.grants[0].launch.clone())

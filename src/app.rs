@@ -73,7 +73,13 @@ impl AppState {
         let store = store::open(&config.store, clock.clone())?;
         let tool_keys = ToolKeys::new(std::mem::take(&mut config.keys));
         let registry = Registry::new(&config.platforms, &tool_keys, &config.jwks);
-        let sessions = Sessions::new(store.clone(), clock.clone(), config.session.clone());
+        let cache_sessions = matches!(config.store, crate::config::StoreConfig::Embedded { .. });
+        let sessions = Sessions::new(
+            store.clone(),
+            clock.clone(),
+            config.session.clone(),
+            cache_sessions,
+        );
         let cookies = CookiePolicy {
             https: config.server.is_https(),
             partitioned: config.session.partitioned_cookies,
@@ -342,17 +348,11 @@ where
     }
 }
 
-/// The browser's session, if it sent a cookie for a live one.
-async fn browser_session<B>(
-    app: &AppState,
-    req: &Request<B>,
-) -> Result<(String, Option<Session>), StoreError> {
-    let cookies = RequestCookies::from_headers(req.headers());
-    let Some(id) = cookies.get(&app.sessions.config().cookie_name) else {
-        return Ok((String::new(), None));
-    };
-    let session = app.sessions.load(id).await?;
-    Ok((id.to_owned(), session))
+/// The browser's session cookie, if it sent one.
+fn session_cookie<B>(app: &AppState, req: &Request<B>) -> Option<String> {
+    RequestCookies::from_headers(req.headers())
+        .get(&app.sessions.config().cookie_name)
+        .map(str::to_owned)
 }
 
 async fn display<B>(app: &AppState, req: Request<B>, id: &str) -> Result<Response<Body>, Rejection>
@@ -421,17 +421,23 @@ where
         return Err(Rejection::NotFound);
     };
     let path = crate::path::normalize(req.uri().path()).map_err(Rejection::BadPath)?;
-    let (session_id, session) = browser_session(app, &req)
-        .await
-        .map_err(|e| Rejection::Access(e.into()))?;
-    let had_cookie = !session_id.is_empty();
-    let (grant, rule) = match crate::rules::decide(
-        app.rules(),
-        req.method(),
-        &path,
-        session.as_ref(),
-        app.clock.now(),
-    ) {
+    let session_id = session_cookie(app, &req);
+    let had_cookie = session_id.is_some();
+    let store_down = |e: StoreError| Rejection::Access(e.into());
+    let decide = |session: Option<&Session>| {
+        crate::rules::decide(app.rules(), req.method(), &path, session, app.clock.now())
+    };
+    let (mut session, mut decision) = (None, Decision::Relaunch);
+    if let Some(id) = &session_id {
+        session = app.sessions.load_cached(id).await.map_err(store_down)?;
+        decision = decide(session.as_deref());
+        if !matches!(decision, Decision::Allow { .. }) {
+            // Refusals are re-made on a fresh read.
+            session = app.sessions.load(id).await.map_err(store_down)?;
+            decision = decide(session.as_deref());
+        }
+    }
+    let (grant, rule) = match decision {
         Decision::Allow { grant, rule } => (grant, rule),
         Decision::Relaunch if had_cookie => {
             return Err(Rejection::Access(AccessError::SessionExpired));
@@ -447,7 +453,12 @@ where
         Some(q) => format!("{}?{q}", path.as_str()),
         None => path.as_str().to_owned(),
     };
-    let identity = identity(asserter, &session_id, &session, grant)?;
+    let identity = identity(
+        asserter,
+        session_id.as_deref().unwrap_or_default(),
+        &session,
+        grant,
+    )?;
     let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
     let mut response = proxy
         .forward(

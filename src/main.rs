@@ -74,7 +74,9 @@ enum GradesCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // Log lines are written by a background thread, so that a request never
+    // waits on stderr. The guard flushes what is left when main returns.
+    let _log_guard = init_tracing();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Keygen { out, kid } => match ltigate::keygen::run(&out, &kid) {
             Ok(done) => {
@@ -260,14 +262,18 @@ async fn wait_for_signal() {
     }
 }
 
-fn init_tracing() {
+fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
     let filter = EnvFilter::try_from_env("LTIGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     if std::env::var("LTIGATE_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {
         builder.init();
     }
+    guard
 }

@@ -303,13 +303,23 @@ impl Proxy {
     /// Headers only ltigate may set, matched in any case and with `_` for `-`
     /// (WSGI servers merge `X_Forwarded_User` into `X-Forwarded-User`).
     fn is_stripped(&self, name: &str) -> bool {
-        let n = name.replace('_', "-");
-        n == self.assertion_header.as_str()
-            || n.starts_with("x-ltigate-")
-            || n.starts_with("x-forwarded-")
-            || n == "forwarded"
-            || n == "x-real-ip"
-            || n == REQUEST_ID_HEADER
+        // Header names arrive lower-cased; `_` counts as `-`.
+        let same = |a: &str, b: &str| {
+            a.len() == b.len()
+                && a.bytes()
+                    .zip(b.bytes())
+                    .all(|(x, y)| x == y || (x == b'_' && y == b'-'))
+        };
+        let starts = |prefix: &str| {
+            name.get(..prefix.len())
+                .is_some_and(|head| same(head, prefix))
+        };
+        same(name, self.assertion_header.as_str())
+            || starts("x-ltigate-")
+            || starts("x-forwarded-")
+            || same(name, "forwarded")
+            || same(name, "x-real-ip")
+            || same(name, REQUEST_ID_HEADER)
     }
 
     /// The `Cookie` header without ltigate's session and state cookies.

@@ -8,9 +8,11 @@
 //! looked up.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use dashmap::DashMap;
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 
@@ -126,19 +128,47 @@ pub enum AccessError {
     Store(#[from] StoreError),
 }
 
+/// A session read within this long is reused for decisions that allow.
+const CACHE_FOR: Duration = Duration::from_secs(2);
+/// Above this many cached sessions, stale ones are dropped on insert.
+const CACHE_SWEEP_AT: usize = 10_000;
+
 /// Session operations over the store.
+///
+/// With the embedded store, reads go through a short-lived in-process cache.
+/// That store belongs to this process alone, every session write goes
+/// through here and drops the cached copy, and a session only ever gains
+/// grants and expiry time (a launch by another user starts a new session
+/// id); expiry is always checked against the clock. A decision that would
+/// refuse is still re-made on a fresh read. With Redis there is no cache:
+/// every decision reads the shared store, so an outage fails closed at once.
 pub struct Sessions {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     config: SessionConfig,
+    /// `None`: no caching (a shared store).
+    cache: Option<DashMap<String, (Arc<Session>, Instant)>>,
 }
 
 impl Sessions {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: SessionConfig) -> Self {
+    /// `cache` may be true only for a store no other process writes.
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: SessionConfig,
+        cache: bool,
+    ) -> Self {
         Self {
             store,
             clock,
             config,
+            cache: cache.then(DashMap::new),
+        }
+    }
+
+    fn forget(&self, id: &str) {
+        if let Some(cache) = &self.cache {
+            cache.remove(id);
         }
     }
 
@@ -185,6 +215,7 @@ impl Sessions {
                 )
                 .await?;
             if extended {
+                self.forget(id);
                 return Ok(id.to_owned());
             }
         }
@@ -202,17 +233,36 @@ impl Sessions {
         Ok(id)
     }
 
-    /// The live session under `id`.
-    pub async fn load(&self, id: &str) -> Result<Option<Session>, StoreError> {
+    /// The live session under `id`, read from the store.
+    pub async fn load(&self, id: &str) -> Result<Option<Arc<Session>>, StoreError> {
         if !is_token(id) {
             return Ok(None);
         }
-        match self.store.get(Namespace::Session, id).await? {
-            None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt(e.to_string())),
+        let Some(bytes) = self.store.get(Namespace::Session, id).await? else {
+            self.forget(id);
+            return Ok(None);
+        };
+        let session: Arc<Session> = Arc::new(
+            serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        );
+        if let Some(cache) = &self.cache {
+            if cache.len() >= CACHE_SWEEP_AT {
+                cache.retain(|_, (_, at)| at.elapsed() < CACHE_FOR);
+            }
+            cache.insert(id.to_owned(), (session.clone(), Instant::now()));
         }
+        Ok(Some(session))
+    }
+
+    /// The session under `id`, from the cache when it was read a moment ago.
+    /// Only for decisions that allow; refusals re-check with [`Self::load`].
+    pub async fn load_cached(&self, id: &str) -> Result<Option<Arc<Session>>, StoreError> {
+        if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(id))
+            && hit.1.elapsed() < CACHE_FOR
+        {
+            return Ok(Some(hit.0.clone()));
+        }
+        self.load(id).await
     }
 
     /// Checks that the session under `id` holds a live grant for `content`.
@@ -220,19 +270,25 @@ impl Sessions {
         &self,
         id: Option<&str>,
         content: &ContentPath,
-    ) -> Result<(Session, usize), AccessError> {
+    ) -> Result<(Arc<Session>, usize), AccessError> {
         let id = id.ok_or(AccessError::NoSession)?;
-        let session = self.load(id).await?.ok_or(AccessError::SessionExpired)?;
-        let now = self.clock.now();
-        let index = session
-            .grants
-            .iter()
-            .position(|g| &g.content == content)
-            .ok_or(AccessError::NotGranted)?;
-        if session.grant_expiry(&session.grants[index]) <= now {
-            return Err(AccessError::GrantExpired);
+        let decide = |session: Option<Arc<Session>>| {
+            let session = session.ok_or(AccessError::SessionExpired)?;
+            let index = session
+                .grants
+                .iter()
+                .position(|g| &g.content == content)
+                .ok_or(AccessError::NotGranted)?;
+            if session.grant_expiry(&session.grants[index]) <= self.clock.now() {
+                return Err(AccessError::GrantExpired);
+            }
+            Ok((session, index))
+        };
+        match decide(self.load_cached(id).await?) {
+            Ok(found) => Ok(found),
+            // Refusals are re-made on a fresh read.
+            Err(_) => decide(self.load(id).await?),
         }
-        Ok((session, index))
     }
 }
 

@@ -1,12 +1,20 @@
 //! The embedded store: one redb file on local disk.
 //!
-//! Every write is a redb transaction committed durably, so sessions and login
-//! state survive a restart. redb serialises write transactions, which is what
-//! makes `take`, `put_new` and `update` atomic here. redb is blocking, so every
-//! call runs on tokio's blocking pool. Expired entries are invisible to readers
-//! at once and removed by a periodic sweep.
+//! redb serialises write transactions, which is what makes `take`, `put_new`
+//! and `update` atomic here. redb is blocking, so every call runs on tokio's
+//! blocking pool. Expired entries are invisible to readers at once and removed
+//! by a periodic sweep.
+//!
+//! Durability: work-queue writes (grade deliveries) are committed durably,
+//! one fsync each, because a grade must never be lost. Session and login
+//! state writes are durable at most once per [`FLUSH_EVERY`]; the writes in
+//! between skip the fsync (the next durable commit, or closing the store,
+//! persists them), so a launch does not wait for the disk three times. A
+//! crash can lose the last second of sessions before it (those learners
+//! relaunch); a clean restart loses nothing.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -22,9 +30,38 @@ const QUEUE_ITEMS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("queu
 /// Queue order: (due time, id).
 const QUEUE_DUE: TableDefinition<'_, (u64, &str), ()> = TableDefinition::new("queue_due");
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// Session and login-state writes are made durable at most this often.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// The database and whether it has commits not yet made durable.
+struct Db {
+    db: Database,
+    dirty: AtomicBool,
+    /// When the last durable commit happened.
+    last_durable: std::sync::Mutex<std::time::Instant>,
+}
+
+impl Db {
+    /// Makes every earlier commit durable, if any is not.
+    fn flush(&self) -> Result<(), StoreError> {
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let tx = self.db.begin_write().map_err(unavailable)?;
+        tx.commit().map_err(unavailable)
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::error!(error = %e, "could not make the last session writes durable");
+        }
+    }
+}
 
 pub struct EmbeddedStore {
-    db: Arc<Database>,
+    db: Arc<Db>,
     clock: Arc<dyn Clock>,
 }
 
@@ -51,14 +88,18 @@ impl EmbeddedStore {
         tx.open_table(QUEUE_ITEMS).map_err(unavailable)?;
         tx.open_table(QUEUE_DUE).map_err(unavailable)?;
         tx.commit().map_err(unavailable)?;
-        let db = Arc::new(db);
+        let db = Arc::new(Db {
+            db,
+            dirty: AtomicBool::new(false),
+            last_durable: std::sync::Mutex::new(std::time::Instant::now()),
+        });
         spawn_sweeper(Arc::downgrade(&db), clock.clone());
         Ok(Self { db, clock })
     }
 
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Database, UnixTime) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&Db, UnixTime) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let db = self.db.clone();
         let now = self.clock.now();
@@ -67,11 +108,23 @@ impl EmbeddedStore {
             .map_err(unavailable)?
     }
 
+    /// A key-value write, committed without waiting for the disk.
     fn write<T>(
-        db: &Database,
+        db: &Db,
         f: impl FnOnce(&mut redb::Table<'_, &str, &[u8]>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let tx = db.begin_write().map_err(unavailable)?;
+        let mut tx = db.db.begin_write().map_err(unavailable)?;
+        // Write transactions are serialised, so this lock is never contended.
+        let mut last = db.last_durable.lock().unwrap_or_else(|p| p.into_inner());
+        if last.elapsed() >= FLUSH_EVERY {
+            *last = std::time::Instant::now();
+            db.dirty.store(false, Ordering::Release);
+        } else {
+            tx.set_durability(redb::Durability::None)
+                .map_err(unavailable)?;
+            db.dirty.store(true, Ordering::Release);
+        }
+        drop(last);
         let out = {
             let mut table = tx.open_table(KV).map_err(unavailable)?;
             f(&mut table)?
@@ -124,11 +177,12 @@ fn split_due(v: &[u8]) -> (u64, Vec<u8>) {
 }
 
 impl EmbeddedStore {
+    /// A work-queue write, committed durably.
     fn queue_write<T>(
-        db: &Database,
+        db: &Db,
         f: impl FnOnce(&mut QueueTables<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let tx = db.begin_write().map_err(unavailable)?;
+        let tx = db.db.begin_write().map_err(unavailable)?;
         let out = {
             let mut tables = QueueTables {
                 items: tx.open_table(QUEUE_ITEMS).map_err(unavailable)?,
@@ -141,7 +195,7 @@ impl EmbeddedStore {
     }
 }
 
-fn spawn_sweeper(db: Weak<Database>, clock: Arc<dyn Clock>) {
+fn spawn_sweeper(db: Weak<Db>, clock: Arc<dyn Clock>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(SWEEP_EVERY);
         tick.tick().await;
@@ -168,7 +222,7 @@ impl Store for EmbeddedStore {
     async fn get(&self, ns: Namespace, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let k = full_key(ns, key);
         self.blocking(move |db, now| {
-            let tx = db.begin_read().map_err(unavailable)?;
+            let tx = db.db.begin_read().map_err(unavailable)?;
             let table = tx.open_table(KV).map_err(unavailable)?;
             let Some(entry) = table.get(k.as_str()).map_err(unavailable)? else {
                 return Ok(None);
@@ -246,7 +300,7 @@ impl Store for EmbeddedStore {
     async fn count(&self, ns: Namespace) -> Result<usize, StoreError> {
         let prefix = full_key(ns, "");
         self.blocking(move |db, now| {
-            let tx = db.begin_read().map_err(unavailable)?;
+            let tx = db.db.begin_read().map_err(unavailable)?;
             let table = tx.open_table(KV).map_err(unavailable)?;
             let mut n = 0;
             for item in table.range(prefix.as_str()..).map_err(unavailable)? {
@@ -335,7 +389,7 @@ impl Store for EmbeddedStore {
     async fn queue_get(&self, id: &str) -> Result<Option<Queued>, StoreError> {
         let id = id.to_owned();
         self.blocking(move |db, _| {
-            let tx = db.begin_read().map_err(unavailable)?;
+            let tx = db.db.begin_read().map_err(unavailable)?;
             let items = tx.open_table(QUEUE_ITEMS).map_err(unavailable)?;
             Ok(items.get(id.as_str()).map_err(unavailable)?.map(|v| {
                 let (due_at, payload) = split_due(v.value());
@@ -351,7 +405,7 @@ impl Store for EmbeddedStore {
 
     async fn queue_list(&self) -> Result<Vec<Queued>, StoreError> {
         self.blocking(move |db, _| {
-            let tx = db.begin_read().map_err(unavailable)?;
+            let tx = db.db.begin_read().map_err(unavailable)?;
             let items = tx.open_table(QUEUE_ITEMS).map_err(unavailable)?;
             let mut out = Vec::new();
             for item in items.iter().map_err(unavailable)? {
@@ -371,7 +425,7 @@ impl Store for EmbeddedStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.blocking(|db, _| {
-            let tx = db.begin_read().map_err(unavailable)?;
+            let tx = db.db.begin_read().map_err(unavailable)?;
             tx.open_table(KV).map_err(unavailable)?;
             Ok(())
         })

@@ -1,0 +1,120 @@
+"""Logs the learner named by ltigate's assertion header into the LMS."""
+
+import hashlib
+import json
+import logging
+
+from django.conf import settings
+from django.contrib.auth import login
+from django.contrib.auth.backends import ModelBackend
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpResponseForbidden
+from django.urls import Resolver404, resolve
+from django.utils.module_loading import import_string
+
+from . import assertion, conf, platform, users
+
+log = logging.getLogger(__name__)
+
+# Session key of a digest of the claims the session's user was last updated from.
+CLAIMS_DIGEST_KEY = "ltigate_claims_digest"
+
+IDENTITY_CLAIMS = ("sub", "email", "name", "given_name", "family_name")
+
+
+def claims_digest(claims):
+    identity = {name: claims.get(name) for name in IDENTITY_CLAIMS}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def auth_backend():
+    """The backend path recorded in the session at login.
+
+    It must be in AUTHENTICATION_BACKENDS, or the next request's user is
+    anonymous. The LMS lists no plain ModelBackend but a subclass of it
+    (EdxRateLimitedAllowAllUsersModelBackend), which is what the default picks.
+    """
+    configured = conf.get("LTIGATE_AUTH_BACKEND")
+    if configured:
+        return configured
+    for path in settings.AUTHENTICATION_BACKENDS:
+        try:
+            backend = import_string(path)
+        except ImportError:
+            continue
+        if isinstance(backend, type) and issubclass(backend, ModelBackend):
+            return path
+    raise ImproperlyConfigured(
+        "no ModelBackend in AUTHENTICATION_BACKENDS: set LTIGATE_AUTH_BACKEND"
+    )
+
+
+def is_service_view(request):
+    """Whether the path is a server-to-server endpoint (no login, no session)."""
+    try:
+        match = resolve(request.path_info, getattr(request, "urlconf", None))
+    except Resolver404:
+        return False
+    return getattr(match.func, "ltigate_service_view", False)
+
+
+class LtigateAssertionMiddleware:
+    """Verifies ``X-Ltigate-Assertion`` and logs its user in.
+
+    - No header: the request is untouched.
+    - A header that fails verification: 403, never an anonymous pass-through.
+    - A valid header: ``request.ltigate_claims`` holds the claims, and the
+      user named by ``sub`` is fetched or created, updated and logged in
+      (unless the session already holds that user with the same claims).
+      Server-to-server views (the composite score) only get the claims.
+
+    Place it after the authentication middleware; the plugin settings do.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        token = request.META.get(conf.meta_key())
+        if token is None:
+            return self.get_response(request)
+        try:
+            claims = assertion.verify(token)
+        except assertion.AssertionInvalid as exc:
+            log.warning("ltigate assertion refused on %s: %s", request.path_info, exc)
+            return HttpResponseForbidden(
+                "Invalid gateway assertion.", content_type="text/plain; charset=utf-8"
+            )
+        request.ltigate_claims = claims
+        if not is_service_view(request):
+            refused = self._log_in(request, claims)
+            if refused is not None:
+                return refused
+        return self.get_response(request)
+
+    def _log_in(self, request, claims):
+        digest = claims_digest(claims)
+        current = getattr(request, "user", None)
+        if (
+            current is not None
+            and current.is_authenticated
+            and current.get_username() == claims["sub"]
+            and current.is_active
+            and request.session.get(CLAIMS_DIGEST_KEY) == digest
+        ):
+            return None
+        try:
+            user = users.get_or_create_user(claims)
+        except users.UserRefused as exc:
+            log.warning("ltigate user %s refused: %s", claims["sub"], exc)
+            return HttpResponseForbidden(
+                "This account cannot be used through the gateway.",
+                content_type="text/plain; charset=utf-8",
+            )
+        if not (current is not None and current.is_authenticated and current.pk == user.pk):
+            login(request, user, backend=auth_backend())
+            # Open edX's safe-sessions middleware flushes a session whose user
+            # changes unexpectedly during a request.
+            platform.get().mark_user_change_as_expected(user.pk)
+        request.session[CLAIMS_DIGEST_KEY] = digest
+        return None

@@ -1,0 +1,202 @@
+"""The seam: every use of edx-platform goes through here.
+
+``get()`` returns the platform selected by ``LTIGATE_PLATFORM``:
+
+- ``"openedx"`` (default): ``OpenEdxPlatform``, which imports edx-platform
+  lazily, inside each method, so importing this module never needs it;
+- ``"fake"``: ``FakePlatform``, a plain-Django stand-in for tests only;
+- a dotted path to a class with the same methods.
+
+No other module of this app imports edx-platform.
+"""
+
+import threading
+
+from django.core.signals import setting_changed
+from django.dispatch import Signal, receiver
+from django.http import HttpResponse
+from django.utils.module_loading import import_string
+
+from . import conf
+
+# The most ancestors reported for one block (ltigate accepts 64).
+MAX_ANCESTORS = 64
+
+
+class InvalidKey(ValueError):
+    """A course or usage key that does not parse."""
+
+
+class NotFound(LookupError):
+    """A block or course that does not exist."""
+
+
+class OpenEdxPlatform:
+    """The real thing, inside the LMS."""
+
+    name = "openedx"
+
+    def create_profile(self, user, name):
+        """The Open edX profile every LMS user needs, with the full name."""
+        self.update_profile_name(user, name)
+
+    def update_profile_name(self, user, name):
+        from common.djangoapps.student.models import UserProfile  # pylint: disable=import-error,import-outside-toplevel
+
+        profile, created = UserProfile.objects.get_or_create(user=user, defaults={"name": name})
+        if not created and profile.name != name:
+            profile.name = name
+            profile.save()
+
+    def mark_user_change_as_expected(self, new_user_id):
+        from openedx.core.djangoapps.safe_sessions.middleware import (  # pylint: disable=import-error,import-outside-toplevel
+            mark_user_change_as_expected,
+        )
+
+        mark_user_change_as_expected(new_user_id)
+
+    def render_xblock(self, request, usage_key_string):
+        from lms.djangoapps.courseware.views.views import render_xblock  # pylint: disable=import-error,import-outside-toplevel
+
+        return render_xblock(request, usage_key_string, check_if_enrolled=False)
+
+    def _usage_key(self, usage_key_string):
+        from opaque_keys import InvalidKeyError  # pylint: disable=import-error,import-outside-toplevel
+        from opaque_keys.edx.keys import UsageKey  # pylint: disable=import-error,import-outside-toplevel
+
+        try:
+            return UsageKey.from_string(usage_key_string)
+        except InvalidKeyError as exc:
+            raise InvalidKey(usage_key_string) from exc
+
+    def block_ancestors(self, usage_key_string):
+        """The block's parent, its parent's parent, ... up to the course block."""
+        from xmodule.modulestore.django import modulestore  # pylint: disable=import-error,import-outside-toplevel
+        from xmodule.modulestore.exceptions import ItemNotFoundError  # pylint: disable=import-error,import-outside-toplevel
+
+        location = self._usage_key(usage_key_string)
+        store = modulestore()
+        ancestors = []
+        try:
+            while len(ancestors) < MAX_ANCESTORS:
+                parent = store.get_parent_location(location)
+                if parent is None:
+                    break
+                ancestors.append(_plain_key(parent))
+                location = parent
+        except ItemNotFoundError as exc:
+            raise NotFound(usage_key_string) from exc
+        return ancestors
+
+    def score_for_module(self, user, usage_key_string):
+        """(earned, possible) of a block for a user: summed over its problems."""
+        from lms.djangoapps.grades.api import CourseGradeFactory  # pylint: disable=import-error,import-outside-toplevel
+        from xmodule.modulestore.exceptions import ItemNotFoundError  # pylint: disable=import-error,import-outside-toplevel
+
+        usage_key = self._usage_key(usage_key_string)
+        try:
+            grade = CourseGradeFactory().read(user, course_key=usage_key.course_key)
+        except ItemNotFoundError as exc:
+            raise NotFound(str(usage_key.course_key)) from exc
+        if grade is None:
+            raise NotFound(str(usage_key.course_key))
+        earned, possible = grade.score_for_module(usage_key)
+        return float(earned), float(possible)
+
+    def problem_weighted_score_changed(self):
+        from lms.djangoapps.grades.signals.signals import (  # pylint: disable=import-error,import-outside-toplevel
+            PROBLEM_WEIGHTED_SCORE_CHANGED,
+        )
+
+        return PROBLEM_WEIGHTED_SCORE_CHANGED
+
+
+def _plain_key(key):
+    """The key as a string, without branch or version information."""
+    for strip in ("version_agnostic", "for_branch"):
+        method = getattr(key, strip, None)
+        if method is not None:
+            key = method() if strip == "version_agnostic" else method(None)
+    return str(key)
+
+
+# Stands in for PROBLEM_WEIGHTED_SCORE_CHANGED under FakePlatform.
+FAKE_PROBLEM_WEIGHTED_SCORE_CHANGED = Signal()
+
+
+class FakePlatform:
+    """A plain-Django stand-in for tests; it records what it is asked.
+
+    Never use it in an LMS: it keeps profiles in memory and renders a
+    placeholder instead of the block.
+    """
+
+    name = "fake"
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.profiles = {}
+        self.user_changes = []
+        self.rendered = []
+        self.ancestors = {}
+        self.scores = {}
+
+    def create_profile(self, user, name):
+        self.profiles[user.pk] = name
+
+    def update_profile_name(self, user, name):
+        self.profiles[user.pk] = name
+
+    def mark_user_change_as_expected(self, new_user_id):
+        self.user_changes.append(new_user_id)
+
+    def render_xblock(self, request, usage_key_string):
+        self.rendered.append((request.user.get_username(), usage_key_string))
+        return HttpResponse(
+            f"block {usage_key_string} for {request.user.get_username()}",
+            content_type="text/plain; charset=utf-8",
+        )
+
+    def _check(self, usage_key_string):
+        if not usage_key_string.startswith("block-v1:") or "+type@" not in usage_key_string:
+            raise InvalidKey(usage_key_string)
+
+    def block_ancestors(self, usage_key_string):
+        self._check(usage_key_string)
+        return list(self.ancestors.get(usage_key_string, []))[:MAX_ANCESTORS]
+
+    def score_for_module(self, user, usage_key_string):
+        self._check(usage_key_string)
+        try:
+            return self.scores[(user.get_username(), usage_key_string)]
+        except KeyError:
+            raise NotFound(usage_key_string) from None
+
+    def problem_weighted_score_changed(self):
+        return FAKE_PROBLEM_WEIGHTED_SCORE_CHANGED
+
+
+_BUILTIN = {"openedx": OpenEdxPlatform, "fake": FakePlatform}
+_current = None
+_lock = threading.Lock()
+
+
+def get():
+    """The platform selected by LTIGATE_PLATFORM (one instance per process)."""
+    global _current  # pylint: disable=global-statement
+    with _lock:
+        choice = conf.get("LTIGATE_PLATFORM")
+        if _current is None or _current[0] != choice:
+            cls = _BUILTIN.get(choice) or import_string(choice)
+            _current = (choice, cls())
+        return _current[1]
+
+
+@receiver(setting_changed)
+def _forget_platform(setting, **kwargs):
+    global _current  # pylint: disable=global-statement
+    if setting == "LTIGATE_PLATFORM":
+        with _lock:
+            _current = None

@@ -1,0 +1,84 @@
+"""The display view and the composite score endpoint."""
+
+import logging
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.http import HttpResponseForbidden, JsonResponse
+from django.views.decorators.clickjacking import xframe_options_exempt
+from django.views.decorators.http import require_GET
+
+from . import platform
+
+log = logging.getLogger(__name__)
+
+
+def service_view(view):
+    """Marks a server-to-server view: the middleware verifies the assertion
+    but neither creates a user nor logs anyone in."""
+    view.ltigate_service_view = True
+    return view
+
+
+@xframe_options_exempt
+@transaction.non_atomic_requests
+@require_GET
+def display(request, usage_key):
+    """Renders one block, as the Open edX LTI plugin did: ``render_xblock``
+    with the enrollment check off.
+
+    Only for requests that came through ltigate with a grant for exactly this
+    block: the assertion's ``usage_key`` must be the one in the path.
+    """
+    claims = getattr(request, "ltigate_claims", None)
+    if claims is None or not request.user.is_authenticated:
+        return HttpResponseForbidden(
+            "Open this content from your course.", content_type="text/plain; charset=utf-8"
+        )
+    if claims.get("usage_key") != usage_key:
+        log.warning("ltigate display: %s is not the asserted content", usage_key)
+        return HttpResponseForbidden(
+            "This content was not launched.", content_type="text/plain; charset=utf-8"
+        )
+    return platform.get().render_xblock(request, usage_key)
+
+
+def _error(status, message, field=None):
+    body = {"error": message}
+    if field:
+        body["field"] = field
+    return JsonResponse(body, status=status)
+
+
+@service_view
+@require_GET
+def composite_score(request):
+    """``GET /ltigate/score?user=<username>&usage_key=<key>``:
+    ``{"earned": x, "possible": y}`` for a unit, subsection, course or problem.
+
+    Authenticated by ltigate's assertion alone: its ``sub`` must be ``user``
+    and its ``usage_key`` the requested key.
+    """
+    claims = getattr(request, "ltigate_claims", None)
+    if claims is None:
+        return _error(401, "an ltigate assertion is required")
+    username = request.GET.get("user", "")
+    usage_key = request.GET.get("usage_key", "")
+    if not username:
+        return _error(400, "required", "user")
+    if not usage_key:
+        return _error(400, "required", "usage_key")
+    if claims["sub"] != username:
+        return _error(403, "the assertion names another user", "user")
+    if claims.get("usage_key") != usage_key:
+        return _error(403, "the assertion names other content", "usage_key")
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        return _error(404, "no such user", "user")
+    try:
+        earned, possible = platform.get().score_for_module(user, usage_key)
+    except platform.InvalidKey:
+        return _error(400, "not a usage key", "usage_key")
+    except platform.NotFound:
+        return _error(404, "no such content", "usage_key")
+    return JsonResponse({"earned": earned, "possible": possible})

@@ -263,12 +263,20 @@ async fn composite(
     let assertion = asserter
         .for_service(&user, &r.course_key, &r.usage_key)
         .map_err(|e| AgsError::Permanent(e.to_string()))?;
-    let request = http::Request::get(url.as_str())
+    let mut request = http::Request::get(url.as_str())
         .header(http::header::ACCEPT, "application/json")
         .header(http::header::USER_AGENT, crate::client::USER_AGENT)
         .header(asserter.config().header.clone(), assertion)
         .body(crate::full_body(bytes::Bytes::new()))
         .map_err(|e| AgsError::Permanent(e.to_string()))?;
+    // The LMS checks ALLOWED_HOSTS: send the Host the proxy sends.
+    if url.origin() == proxy.config().url.origin()
+        && let Some(host) = &proxy.config().host
+    {
+        request
+            .headers_mut()
+            .insert(http::header::HOST, host.clone());
+    }
     let response = app
         .client
         .send(&url, request, 64 * 1024, config.request_timeout)

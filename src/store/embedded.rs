@@ -30,6 +30,9 @@ const QUEUE_ITEMS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("queu
 /// Queue order: (due time, id).
 const QUEUE_DUE: TableDefinition<'_, (u64, &str), ()> = TableDefinition::new("queue_due");
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// redb's page cache. Sessions live on disk; memory holds only the hot part,
+/// so a gateway's memory does not grow with the number of sessions.
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// Session and login-state writes are made durable at most this often.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
@@ -81,7 +84,9 @@ impl EmbeddedStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| unavailable(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let db = Database::create(path)
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
             .map_err(|e| unavailable(format!("cannot open {}: {e}", path.display())))?;
         let tx = db.begin_write().map_err(unavailable)?;
         tx.open_table(KV).map_err(unavailable)?;

@@ -12,8 +12,9 @@ use http::{HeaderMap, HeaderValue, header};
 
 use crate::lti::launch::BrowserCookies;
 
-/// At most this many cookies are read from one request.
-const MAX_COOKIES: usize = 64;
+/// At most this many cookies are read from one request (the LMS's own
+/// cookies and a login's state cookies share the header with ours).
+const MAX_COOKIES: usize = 256;
 
 /// The cookies a request carried (all `Cookie` headers; HTTP/2 splits them).
 #[derive(Debug, Default)]

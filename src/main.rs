@@ -197,7 +197,11 @@ fn serve(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(EX_CONFIG);
         }
     };
+    // The blocking pool runs the embedded store's transactions. A few threads
+    // are plenty (its writes are serialised anyway), and fewer threads keep
+    // the allocator's per-thread arenas, and so memory, small.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(8)
         .enable_all()
         .build()
     {

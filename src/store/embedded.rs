@@ -7,10 +7,10 @@
 //!
 //! Durability: work-queue writes (grade deliveries) are committed durably,
 //! one fsync each, because a grade must never be lost. Session and login
-//! state writes are durable at most once per [`FLUSH_EVERY`]; the writes in
+//! state writes are durable at most once per [`FLUSH_EVERY`] (100 ms); the writes in
 //! between skip the fsync (the next durable commit, or closing the store,
 //! persists them), so a launch does not wait for the disk three times. A
-//! crash can lose the last second of sessions before it (those learners
+//! crash can lose the last 100 ms of sessions before it (those learners
 //! relaunch); a clean restart loses nothing.
 
 use std::path::Path;
@@ -34,7 +34,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// so a gateway's memory does not grow with the number of sessions.
 const CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// Session and login-state writes are made durable at most this often.
-pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 /// The database and whether it has commits not yet made durable.
 struct Db {

@@ -387,24 +387,16 @@ where
         return Ok(response);
     };
     let target = proxy.display_target(&content, req.uri().query());
-    let identity = identity(
-        asserter,
-        session_id.as_deref().unwrap_or_default(),
-        &session,
+    let session_id = session_id.unwrap_or_default();
+    let mut response = forward_for(
+        (proxy, asserter),
+        req,
+        &target,
+        (&session_id, &session),
         index,
-    )?;
-    let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
-    let mut response = proxy
-        .forward(
-            req,
-            &target,
-            identity,
-            Origin {
-                peer,
-                request_id: id,
-            },
-        )
-        .await?;
+        id,
+    )
+    .await?;
     if response.status() == StatusCode::NOT_FOUND {
         return Err(Rejection::ContentNotFound);
     }
@@ -453,24 +445,16 @@ where
         Some(q) => format!("{}?{q}", path.as_str()),
         None => path.as_str().to_owned(),
     };
-    let identity = identity(
-        asserter,
-        session_id.as_deref().unwrap_or_default(),
-        &session,
+    let session_id = session_id.unwrap_or_default();
+    let mut response = forward_for(
+        (proxy, asserter),
+        req,
+        &target,
+        (&session_id, &session),
         grant,
-    )?;
-    let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
-    let mut response = proxy
-        .forward(
-            req,
-            &target,
-            identity,
-            Origin {
-                peer,
-                request_id: id,
-            },
-        )
-        .await?;
+        id,
+    )
+    .await?;
     response
         .extensions_mut()
         .insert(AccessNote(match app.rules()[rule].scope {
@@ -481,22 +465,34 @@ where
     Ok(response)
 }
 
-fn identity(
-    asserter: &Asserter,
-    session_id: &str,
-    session: &Session,
+/// Forwards `req` to `target` on behalf of grant `grant` of the session,
+/// with the signed identity of that grant's launch.
+async fn forward_for<B>(
+    (proxy, asserter): (&Proxy, &Asserter),
+    req: Request<B>,
+    target: &str,
+    (session_id, session): (&str, &Session),
     grant: usize,
-) -> Result<Identity, Rejection> {
-    let grant = &session.grants[grant];
+    request_id: &str,
+) -> Result<Response<Body>, Rejection>
+where
+    B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    let launched = &session.grants[grant];
     let assertion = asserter
-        .assertion(session_id, session, grant)
+        .assertion(session_id, session, launched)
         .map_err(|e| Rejection::Internal(e.to_string()))?;
-    Ok(Identity {
+    let identity = Identity {
         assertion,
         username: asserter.username(&session.user),
-        email: grant.launch.email.clone(),
-        name: grant.launch.name.clone(),
-    })
+        email: launched.launch.email.clone(),
+        name: launched.launch.name.clone(),
+    };
+    let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
+    Ok(proxy
+        .forward(req, target, identity, Origin { peer, request_id })
+        .await?)
 }
 
 fn org_jwks(app: &AppState, path: &str) -> Result<Response<Body>, Rejection> {

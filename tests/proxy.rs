@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::Frame;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 use support::upstream::Seen;
 use support::*;
@@ -240,38 +239,6 @@ async fn raw_get(gw: &Gateway, browser: &Browser, path: &str) -> Raw {
         cookies(gw, browser)
     );
     raw_request(gw, request.as_bytes()).await
-}
-
-/// Verifies an assertion against the gateway's JWKS, fetched over HTTP, and
-/// returns its claims.
-async fn verify_assertion(gw: &Gateway, token: &str) -> Value {
-    let jwks: Value = reqwest::get(gw.url("/lti/1p3/pub/jwks/"))
-        .await
-        .expect("jwks")
-        .json()
-        .await
-        .expect("jwks is JSON");
-    let header = jsonwebtoken::decode_header(token).expect("a JWT header");
-    assert_eq!(header.alg, Algorithm::RS256);
-    let kid = header.kid.expect("the assertion names its kid");
-    let jwk = jwks["keys"]
-        .as_array()
-        .expect("keys")
-        .iter()
-        .find(|k| k["kid"] == kid.as_str())
-        .unwrap_or_else(|| panic!("kid {kid} is not in the JWKS: {jwks}"));
-    let key = DecodingKey::from_rsa_components(
-        jwk["n"].as_str().expect("n"),
-        jwk["e"].as_str().expect("e"),
-    )
-    .expect("an RSA key");
-    let mut validation = Validation::new(Algorithm::RS256);
-    validation.set_audience(&["openedx"]);
-    validation.set_issuer(&[gw.origin()]);
-    validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-    jsonwebtoken::decode::<Value>(token, &key, &validation)
-        .unwrap_or_else(|e| panic!("the assertion does not verify: {e}"))
-        .claims
 }
 
 /// The one assertion the upstream received with `seen`.

@@ -441,3 +441,36 @@ impl Browser {
         (status, response.text().await.unwrap_or_default())
     }
 }
+
+/// Verifies an upstream assertion against the gateway's JWKS, fetched over
+/// HTTP, as the LMS does, and returns its claims.
+pub async fn verify_assertion(gw: &Gateway, token: &str) -> serde_json::Value {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+    let jwks: serde_json::Value = reqwest::get(gw.url("/lti/1p3/pub/jwks/"))
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("jwks is JSON");
+    let header = jsonwebtoken::decode_header(token).expect("a JWT header");
+    assert_eq!(header.alg, Algorithm::RS256);
+    let kid = header.kid.expect("the assertion names its kid");
+    let jwk = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .unwrap_or_else(|| panic!("kid {kid} is not in the JWKS: {jwks}"));
+    let key = DecodingKey::from_rsa_components(
+        jwk["n"].as_str().expect("n"),
+        jwk["e"].as_str().expect("e"),
+    )
+    .expect("an RSA key");
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_audience(&["openedx"]);
+    validation.set_issuer(&[gw.origin()]);
+    validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+    jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
+        .unwrap_or_else(|e| panic!("the assertion does not verify: {e}"))
+        .claims
+}

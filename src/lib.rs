@@ -25,6 +25,7 @@ pub mod grades;
 pub mod jwks;
 pub mod keygen;
 pub mod keys;
+pub mod logging;
 pub mod lti;
 pub mod pages;
 pub mod path;

@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 const EX_CONFIG: u8 = 64;
 
@@ -74,9 +73,8 @@ enum GradesCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Log lines are written by a background thread, so that a request never
-    // waits on stderr. The guard flushes what is left when main returns.
-    let _log_guard = init_tracing();
+    // The guard flushes buffered log lines when main returns.
+    let _log_guard = ltigate::logging::init();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Keygen { out, kid } => match ltigate::keygen::run(&out, &kid) {
             Ok(done) => {
@@ -264,20 +262,4 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
-    let filter = EnvFilter::try_from_env("LTIGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    if std::env::var("LTIGATE_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-    guard
 }

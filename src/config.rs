@@ -1,6 +1,6 @@
 //! Configuration: `gateway.toml` and its validation.
 //!
-//! Loading is two-stage. [`raw`] mirrors the file with serde
+//! Loading is two-stage. `raw` mirrors the file with serde
 //! (`deny_unknown_fields`); [`Config::from_raw`] turns it into a validated,
 //! typed [`Config`] or refuses with an error that names the file and the
 //! offending key. A gateway that guards content must refuse to start on a

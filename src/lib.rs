@@ -1,14 +1,18 @@
 //! ltigate: an LTI 1.3 gateway in front of Open edX.
 //!
 //! Platforms (Canvas, Moodle, Brightspace, Blackboard) launch through
-//! ltigate's LTI endpoints; ltigate verifies each launch and records what the
-//! learner may see in a session, on an embedded store or on Redis.
+//! ltigate's LTI endpoints; ltigate verifies each launch, records what the
+//! learner may see in a session (on an embedded store or on Redis), and then
+//! forwards only the requests those grants allow to the LMS, with a signed
+//! identity. Scores flow back to the platform through LTI AGS.
 //!
 //! Where things live: [`config`] reads `gateway.toml`; [`lti`] holds login and
 //! launch; [`content`] the Open edX key grammar; [`gate`] launch gates;
 //! [`session`] sessions and grants; [`store`] the two store backends; [`keys`]
-//! and [`jwks`] the tool's and the platforms' keys; [`app`] routing;
-//! [`reject`] every error response; [`server`] the listener.
+//! and [`jwks`] the tool's and the platforms' keys; [`path`], [`rules`],
+//! [`assertion`] and [`proxy`] the gated reverse proxy; [`grades`] grade
+//! passback; [`deep_linking`] the content picker; [`app`] routing; [`reject`]
+//! every error response; [`server`] the listeners; [`logging`] log output.
 
 pub mod app;
 pub mod assertion;

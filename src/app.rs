@@ -485,7 +485,11 @@ where
         .map_err(|e| Rejection::Internal(e.to_string()))?;
     let identity = Identity {
         assertion,
-        username: asserter.username(&session.user),
+        // The assertion carries the username; the plain header needs it computed.
+        username: asserter
+            .config()
+            .identity_headers
+            .then(|| asserter.username(&session.user)),
         email: launched.launch.email.clone(),
         name: launched.launch.name.clone(),
     };

@@ -55,7 +55,8 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Who the request is made for, as the LMS will see it.
 pub struct Identity {
     pub assertion: HeaderValue,
-    pub username: String,
+    /// For the plain identity headers; `None` when they are off.
+    pub username: Option<String>,
     pub email: Option<String>,
     pub name: Option<String>,
 }
@@ -239,7 +240,7 @@ impl Proxy {
                     headers.insert(HeaderName::from_static(name), v);
                 }
             };
-            put(USER_HEADER, Some(&identity.username));
+            put(USER_HEADER, identity.username.as_deref());
             put(EMAIL_HEADER, identity.email.as_deref());
             put(NAME_HEADER, identity.name.as_deref());
         }

@@ -12,23 +12,6 @@ use support::*;
 const TARGET: &str = "https://purl.imsglobal.org/spec/lti/claim/target_link_uri";
 const DEPLOYMENT: &str = "https://purl.imsglobal.org/spec/lti/claim/deployment_id";
 
-/// Logs in for `usage`, lets `edit` change the claims, signs and posts.
-async fn launch_with(
-    gw: &Gateway,
-    platform: &TestPlatform,
-    browser: &Browser,
-    usage: &str,
-    edit: impl FnOnce(&mut Value),
-) -> LaunchResult {
-    let target = gw.target(usage);
-    let auth = browser.login(gw, platform, &target).await;
-    let mut claims = platform.claims(&auth, &target);
-    edit(&mut claims);
-    browser
-        .post_launch(gw, &platform.sign(&claims), &auth.state)
-        .await
-}
-
 async fn start() -> (TestPlatform, Gateway, Browser) {
     let platform = TestPlatform::start().await;
     let gw = Gateway::start(&platform).await;

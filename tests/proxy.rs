@@ -108,23 +108,6 @@ async fn launched(opts: GatewayOptions) -> Setup {
     s
 }
 
-/// Logs in for `usage`, lets `edit` change the claims, signs and posts.
-async fn launch_with(
-    gw: &Gateway,
-    platform: &TestPlatform,
-    browser: &Browser,
-    usage: &str,
-    edit: impl FnOnce(&mut Value),
-) -> LaunchResult {
-    let target = gw.target(usage);
-    let auth = browser.login(gw, platform, &target).await;
-    let mut claims = platform.claims(&auth, &target);
-    edit(&mut claims);
-    browser
-        .post_launch(gw, &platform.sign(&claims), &auth.state)
-        .await
-}
-
 /// A handler URL of `usage` in `course`.
 fn handler(course: &str, usage: &str, suffix: &str) -> String {
     format!("/courses/{course}/xblock/{usage}/handler/{suffix}")

@@ -173,19 +173,13 @@ async fn two_gateway_processes_share_a_session_through_redis() {
 
     // Login on process 1.
     let target = format!("{public}{}", display_path(USAGE));
-    let login = browser
-        .http
-        .get(p1.url("/lti/1p3/login/"))
-        .query(&[
-            ("iss", platform.issuer.as_str()),
-            ("login_hint", "user-hint-1"),
-            ("target_link_uri", target.as_str()),
-            ("lti_message_hint", target.as_str()),
-            ("client_id", platform.client_id.as_str()),
-        ])
-        .send()
-        .await
-        .expect("login");
+    let login = initiate_login(
+        &browser.http,
+        &p1.url("/lti/1p3/login/"),
+        &platform,
+        &target,
+    )
+    .await;
     assert_eq!(
         login.status(),
         302,
@@ -314,19 +308,13 @@ async fn a_redis_outage_gives_503_and_service_resumes_when_redis_returns() {
     assert_leaks_nothing(&body, &redis);
 
     let target = gw.target(USAGE);
-    let login = browser
-        .http
-        .get(gw.url("/lti/1p3/login/"))
-        .query(&[
-            ("iss", platform.issuer.as_str()),
-            ("login_hint", "user-hint-1"),
-            ("target_link_uri", target.as_str()),
-            ("lti_message_hint", target.as_str()),
-            ("client_id", platform.client_id.as_str()),
-        ])
-        .send()
-        .await
-        .expect("login");
+    let login = initiate_login(
+        &browser.http,
+        &gw.url("/lti/1p3/login/"),
+        &platform,
+        &target,
+    )
+    .await;
     let status = login.status();
     let cookies = set_cookies(&login);
     let body = login.text().await.unwrap_or_default();

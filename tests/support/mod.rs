@@ -397,19 +397,7 @@ impl Browser {
     /// login → platform /auth (auto-post form) → launch → 302 to the target.
     pub async fn launch(&self, gw: &Gateway, platform: &TestPlatform, usage: &str) -> LaunchResult {
         let target = gw.target(usage);
-        let login = self
-            .http
-            .get(gw.url("/lti/1p3/login/"))
-            .query(&[
-                ("iss", platform.issuer.as_str()),
-                ("login_hint", "user-hint-1"),
-                ("target_link_uri", target.as_str()),
-                ("lti_message_hint", target.as_str()),
-                ("client_id", platform.client_id.as_str()),
-            ])
-            .send()
-            .await
-            .expect("login");
+        let login = initiate_login(&self.http, &gw.url("/lti/1p3/login/"), platform, &target).await;
         assert_eq!(
             login.status(),
             302,
@@ -473,4 +461,42 @@ pub async fn verify_assertion(gw: &Gateway, token: &str) -> serde_json::Value {
     jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
         .unwrap_or_else(|e| panic!("the assertion does not verify: {e}"))
         .claims
+}
+
+/// Logs in for `usage`, lets `edit` change the claims, signs and posts.
+pub async fn launch_with(
+    gw: &Gateway,
+    platform: &TestPlatform,
+    browser: &Browser,
+    usage: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> LaunchResult {
+    let target = gw.target(usage);
+    let auth = browser.login(gw, platform, &target).await;
+    let mut claims = platform.claims(&auth, &target);
+    edit(&mut claims);
+    browser
+        .post_launch(gw, &platform.sign(&claims), &auth.state)
+        .await
+}
+
+/// Starts a login at `login_url` the way `Browser::launch` does: the
+/// platform's convention carries the target in `lti_message_hint`.
+pub async fn initiate_login(
+    http: &reqwest::Client,
+    login_url: &str,
+    platform: &TestPlatform,
+    target: &str,
+) -> reqwest::Response {
+    http.get(login_url)
+        .query(&[
+            ("iss", platform.issuer.as_str()),
+            ("login_hint", "user-hint-1"),
+            ("target_link_uri", target),
+            ("lti_message_hint", target),
+            ("client_id", platform.client_id.as_str()),
+        ])
+        .send()
+        .await
+        .expect("login")
 }

@@ -15,7 +15,7 @@ mod pages;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Response, StatusCode};
+use http::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq as _;
@@ -326,21 +326,6 @@ where
 }
 
 impl PickerError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            PickerError::TokenUnknown => StatusCode::GONE,
-            PickerError::WrongBrowser | PickerError::BadCsrf | PickerError::NotAllowed(_) => {
-                StatusCode::FORBIDDEN
-            }
-            PickerError::NothingSelected | PickerError::TooMany | PickerError::BadForm => {
-                StatusCode::BAD_REQUEST
-            }
-            PickerError::Catalog(_) => StatusCode::BAD_GATEWAY,
-            PickerError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-            PickerError::Signing(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
     pub fn reason(&self) -> &'static str {
         match self {
             PickerError::TokenUnknown => "picker_token_unknown",

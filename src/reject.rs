@@ -78,7 +78,7 @@ impl Rejection {
                 ProxyError::UpgradeRefused => StatusCode::NOT_IMPLEMENTED,
             },
             Rejection::ContentNotFound | Rejection::NotFound => StatusCode::NOT_FOUND,
-            Rejection::Picker(e) => e.status(),
+            Rejection::Picker(e) => picker_status(e),
             Rejection::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Rejection::LaunchOpenedDirectly | Rejection::MethodNotAllowed(_) => {
                 StatusCode::METHOD_NOT_ALLOWED
@@ -251,6 +251,18 @@ fn launch_status(e: &LaunchError) -> StatusCode {
         | E::DeepLinkingNoGate => StatusCode::FORBIDDEN,
         E::KeySetUnavailable(_) => StatusCode::BAD_GATEWAY,
         E::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+fn picker_status(e: &crate::deep_linking::PickerError) -> StatusCode {
+    use crate::deep_linking::PickerError as P;
+    match e {
+        P::TokenUnknown => StatusCode::GONE,
+        P::WrongBrowser | P::BadCsrf | P::NotAllowed(_) => StatusCode::FORBIDDEN,
+        P::NothingSelected | P::TooMany | P::BadForm => StatusCode::BAD_REQUEST,
+        P::Catalog(_) => StatusCode::BAD_GATEWAY,
+        P::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        P::Signing(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -31,7 +31,7 @@ use crate::proxy::{Identity, Origin, Proxy, PublicSide};
 use crate::registry::Registry;
 use crate::reject::Rejection;
 use crate::rules::{Decision, Rule};
-use crate::session::{AccessError, Session, Sessions};
+use crate::session::{AccessError, Session, Sessions, StoreSharing};
 use crate::store::{self, Store, StoreError};
 use crate::{Body, BoxError, full_body};
 
@@ -41,9 +41,22 @@ const MAX_FORM_BYTES: usize = 256 * 1024;
 /// The state cookie is sent only to the LTI endpoints.
 const STATE_COOKIE_PATH: &str = "/lti/1p3/";
 
-/// The client's address, put on each request by the server.
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub SocketAddr);
+/// The client's address, put on each request by the server, with its
+/// `X-Forwarded-For` form rendered once per connection.
+#[derive(Debug, Clone)]
+pub struct PeerAddr {
+    pub addr: SocketAddr,
+    pub forwarded_for: Option<HeaderValue>,
+}
+
+impl PeerAddr {
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            forwarded_for: HeaderValue::from_str(&addr.ip().to_string()).ok(),
+        }
+    }
+}
 
 /// What the gateway decided, for the access log.
 #[derive(Debug, Clone, Copy)]
@@ -73,12 +86,15 @@ impl AppState {
         let store = store::open(&config.store, clock.clone())?;
         let tool_keys = ToolKeys::new(std::mem::take(&mut config.keys));
         let registry = Registry::new(&config.platforms, &tool_keys, &config.jwks);
-        let cache_sessions = matches!(config.store, crate::config::StoreConfig::Embedded { .. });
+        let sharing = match config.store {
+            crate::config::StoreConfig::Embedded { .. } => StoreSharing::Private,
+            crate::config::StoreConfig::Redis { .. } => StoreSharing::Shared,
+        };
         let sessions = Sessions::new(
             store.clone(),
             clock.clone(),
             config.session.clone(),
-            cache_sessions,
+            sharing,
         );
         let cookies = CookiePolicy {
             https: config.server.is_https(),
@@ -95,7 +111,6 @@ impl AppState {
                 let proxy = Proxy::new(
                     upstream.clone(),
                     assertion,
-                    client.clone(),
                     PublicSide {
                         origin: config.server.public_origin(),
                         url: &config.server.public_url,
@@ -147,8 +162,25 @@ fn is(path: &str, endpoint: &str) -> bool {
     path == endpoint || Some(path) == endpoint.strip_suffix('/')
 }
 
-fn request_id() -> String {
-    format!("{:016x}", rand::rng().next_u64())
+/// A request's id: 64 random bits as 16 hex digits, returned to the client,
+/// sent upstream and logged.
+pub struct RequestId([u8; 16]);
+
+impl RequestId {
+    fn new() -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let bits = rand::rng().next_u64();
+        let mut digits = [0u8; 16];
+        for (i, d) in digits.iter_mut().enumerate() {
+            *d = HEX[((bits >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        Self(digits)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Hex digits only.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 /// Handles one request and logs it.
@@ -158,26 +190,26 @@ where
     B::Error: Into<BoxError>,
 {
     let started = Instant::now();
-    let id = request_id();
+    let id = RequestId::new();
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let mut response = route(&app, req, &id).await;
+    let uri = req.uri().clone();
+    let mut response = route(&app, req, id.as_str()).await;
     let note = response
         .extensions()
         .get::<AccessNote>()
         .map_or("-", |n| n.0);
-    tracing::info!(
-        target: "ltigate::access",
-        request_id = %id,
-        method = %method,
-        path = %path,
-        status = response.status().as_u16(),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-        decision = note,
-        "request"
-    );
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert("x-request-id", v);
+    crate::logging::access(&crate::logging::Access {
+        request_id: id.as_str(),
+        method: method.as_str(),
+        path: uri.path(),
+        status: response.status().as_u16(),
+        duration: started.elapsed(),
+        decision: note,
+    });
+    if let Ok(v) = HeaderValue::from_str(id.as_str()) {
+        response
+            .headers_mut()
+            .insert(crate::proxy::REQUEST_ID_HEADER, v);
     }
     response
 }
@@ -350,9 +382,7 @@ where
 
 /// The browser's session cookie, if it sent one.
 fn session_cookie<B>(app: &AppState, req: &Request<B>) -> Option<String> {
-    RequestCookies::from_headers(req.headers())
-        .get(&app.sessions.config().cookie_name)
-        .map(str::to_owned)
+    RequestCookies::one(req.headers(), &app.sessions.config().cookie_name)
 }
 
 async fn display<B>(app: &AppState, req: Request<B>, id: &str) -> Result<Response<Body>, Rejection>
@@ -493,7 +523,10 @@ where
         email: launched.launch.email.clone(),
         name: launched.launch.name.clone(),
     };
-    let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
+    let peer = req
+        .extensions()
+        .get::<PeerAddr>()
+        .and_then(|p| p.forwarded_for.clone());
     Ok(proxy
         .forward(req, target, identity, Origin { peer, request_id })
         .await?)

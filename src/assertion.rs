@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use aws_lc_rs::hmac;
 use dashmap::DashMap;
+use foldhash::fast::RandomState;
 use http::HeaderValue;
 use serde::Serialize;
 
@@ -72,7 +73,7 @@ pub struct Asserter {
     issuer: String,
     username_key: hmac::Key,
     clock: Arc<dyn Clock>,
-    cache: DashMap<String, (HeaderValue, UnixTime)>,
+    cache: DashMap<String, (HeaderValue, UnixTime), RandomState>,
 }
 
 impl Asserter {
@@ -140,7 +141,7 @@ impl Asserter {
             issuer,
             username_key,
             clock,
-            cache: DashMap::new(),
+            cache: DashMap::with_hasher(RandomState::default()),
         }
     }
 

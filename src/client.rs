@@ -55,19 +55,28 @@ impl Default for HttpClient {
     }
 }
 
+/// Dials `http` and `https` URLs (web PKI roots), with `TCP_NODELAY` and a
+/// connect timeout; `http2` also offers HTTP/2 by ALPN.
+pub fn connector(connect_timeout: Duration, http2: bool) -> HttpsConnector<HttpConnector> {
+    crate::install_crypto_provider();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1();
+    if http2 {
+        builder.enable_http2().wrap_connector(http)
+    } else {
+        builder.wrap_connector(http)
+    }
+}
+
 impl HttpClient {
     pub fn new(connect_timeout: Duration) -> Self {
-        crate::install_crypto_provider();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(connect_timeout));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
+        let connector = connector(connect_timeout, true);
         let inner = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(256)

@@ -35,6 +35,20 @@ impl RequestCookies {
             .collect();
         Self { pairs }
     }
+
+    /// The value of one cookie, without collecting the others: the gated
+    /// path needs only the session cookie.
+    pub fn one(headers: &HeaderMap, name: &str) -> Option<String> {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(Cookie::split_parse)
+            .filter_map(Result::ok)
+            .take(MAX_COOKIES)
+            .find(|c| c.name() == name)
+            .map(|c| c.value().to_owned())
+    }
 }
 
 impl BrowserCookies for RequestCookies {

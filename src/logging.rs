@@ -7,10 +7,19 @@
 //! a logging thread, or a `write` system call per line, costs more than the
 //! rest of a proxied request. Nothing secret is ever logged (see the
 //! modules that log).
+//!
+//! The access-log line is written by [`access`] directly into the same
+//! buffer, in the same shape as the subscriber's own lines (text or JSON):
+//! formatting it through `tracing`'s generic field visitors cost more than
+//! the gateway's own work on a proxied request. It still obeys `LTIGATE_LOG`
+//! (target `ltigate::access`, level INFO).
 
+use std::cell::RefCell;
 use std::io::{BufWriter, IsTerminal as _, Stderr, Write};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -29,6 +38,14 @@ impl LogSink {
             BUFFER_BYTES,
             std::io::stderr(),
         ))))
+    }
+
+    fn write_line(&self, line: &[u8]) {
+        let _ = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write_all(line);
     }
 
     /// Writes out whatever is buffered.
@@ -89,10 +106,210 @@ pub fn init() -> LogGuard {
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(sink.clone());
-    if std::env::var("LTIGATE_LOG_FORMAT").is_ok_and(|f| f == "json") {
+    let json = std::env::var("LTIGATE_LOG_FORMAT").is_ok_and(|f| f == "json");
+    if json {
         builder.json().init();
     } else {
         builder.init();
     }
+    let _ = ACCESS_LOG.set(AccessLog {
+        sink: sink.clone(),
+        json,
+    });
     LogGuard(sink)
+}
+
+/// Where access lines go; unset (nothing logged) until [`init`] runs.
+static ACCESS_LOG: OnceLock<AccessLog> = OnceLock::new();
+
+struct AccessLog {
+    sink: LogSink,
+    json: bool,
+}
+
+/// One request, as the access log records it.
+#[derive(Debug, Serialize)]
+pub struct Access<'a> {
+    pub request_id: &'a str,
+    pub method: &'a str,
+    /// The path only, never the query.
+    pub path: &'a str,
+    pub status: u16,
+    #[serde(rename = "duration_ms", serialize_with = "as_millis")]
+    pub duration: Duration,
+    pub decision: &'a str,
+}
+
+fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1000.0)
+}
+
+/// Writes the access-log line for one request.
+pub fn access(entry: &Access<'_>) {
+    let Some(log) = ACCESS_LOG.get() else {
+        return;
+    };
+    if !tracing::enabled!(target: "ltigate::access", tracing::Level::INFO) {
+        return;
+    }
+    thread_local! {
+        static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(256));
+    }
+    LINE.with_borrow_mut(|line| {
+        line.clear();
+        if log.json {
+            write_json(line, entry);
+        } else {
+            write_text(line, entry);
+        }
+        line.push(b'\n');
+        log.sink.write_line(line);
+    });
+}
+
+/// `2026-11-27T13:22:33.449769Z  INFO ltigate::access: request request_id=… decision="…"`,
+/// as the text formatter writes events. Every value is ASCII without spaces
+/// or quotes (the path passed the URI parser), so none needs escaping.
+fn write_text(line: &mut Vec<u8>, e: &Access<'_>) {
+    timestamp(line);
+    line.extend_from_slice(b"  INFO ltigate::access: request request_id=");
+    line.extend_from_slice(e.request_id.as_bytes());
+    line.extend_from_slice(b" method=");
+    line.extend_from_slice(e.method.as_bytes());
+    line.extend_from_slice(b" path=");
+    line.extend_from_slice(e.path.as_bytes());
+    let micros = e.duration.as_micros();
+    let _ = write!(
+        line,
+        " status={} duration_ms={}.{:03} decision=\"{}\"",
+        e.status,
+        micros / 1000,
+        micros % 1000,
+        e.decision
+    );
+}
+
+/// The JSON formatter's shape: timestamp, level, fields, target.
+fn write_json(line: &mut Vec<u8>, e: &Access<'_>) {
+    #[derive(Serialize)]
+    struct Fields<'a> {
+        message: &'static str,
+        #[serde(flatten)]
+        access: &'a Access<'a>,
+    }
+    #[derive(Serialize)]
+    struct Line<'a> {
+        timestamp: &'a str,
+        level: &'static str,
+        fields: Fields<'a>,
+        target: &'static str,
+    }
+    let mut ts = Vec::with_capacity(32);
+    timestamp(&mut ts);
+    let _ = serde_json::to_writer(
+        line,
+        &Line {
+            timestamp: std::str::from_utf8(&ts).unwrap_or_default(),
+            level: "INFO",
+            fields: Fields {
+                message: "request",
+                access: e,
+            },
+            target: "ltigate::access",
+        },
+    );
+}
+
+/// RFC 3339 UTC with microseconds. The part up to the second is formatted
+/// once per second per thread.
+fn timestamp(out: &mut Vec<u8>) {
+    thread_local! {
+        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    SECOND.with_borrow_mut(|(second, text)| {
+        if *second != now.as_secs() {
+            *second = now.as_secs();
+            text.clear();
+            if let Ok(t) = i64::try_from(*second)
+                .map_err(|_| ())
+                .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).map_err(|_| ()))
+            {
+                let (date, clock) = (t.date(), t.time());
+                let _ = std::fmt::Write::write_fmt(
+                    text,
+                    format_args!(
+                        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                        date.year(),
+                        u8::from(date.month()),
+                        date.day(),
+                        clock.hour(),
+                        clock.minute(),
+                        clock.second()
+                    ),
+                );
+            }
+        }
+        out.extend_from_slice(text.as_bytes());
+    });
+    let _ = write!(out, ".{:06}Z", now.subsec_micros());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> Access<'static> {
+        Access {
+            request_id: "00ff00ff00ff00ff",
+            method: "GET",
+            path: "/static/a.js",
+            status: 200,
+            duration: Duration::from_micros(1_234),
+            decision: "allow:course",
+        }
+    }
+
+    #[test]
+    fn text_lines_have_the_subscribers_shape() {
+        let mut line = Vec::new();
+        write_text(&mut line, &entry());
+        let line = String::from_utf8(line).expect("utf-8");
+        let (stamp, rest) = line.split_once("  ").expect("two spaces after the time");
+        assert_eq!(stamp.len(), "2026-11-27T13:22:33.449769Z".len(), "{line}");
+        assert!(
+            time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339)
+                .is_ok(),
+            "{line}"
+        );
+        assert_eq!(
+            rest,
+            "INFO ltigate::access: request request_id=00ff00ff00ff00ff method=GET \
+             path=/static/a.js status=200 duration_ms=1.234 decision=\"allow:course\""
+        );
+    }
+
+    #[test]
+    fn json_lines_have_the_subscribers_shape() {
+        let mut line = Vec::new();
+        write_json(&mut line, &entry());
+        let value: serde_json::Value = serde_json::from_slice(&line).expect("JSON");
+        assert_eq!(value["level"], "INFO");
+        assert_eq!(value["target"], "ltigate::access");
+        let fields = &value["fields"];
+        assert_eq!(fields["message"], "request");
+        assert_eq!(fields["request_id"], "00ff00ff00ff00ff");
+        assert_eq!(fields["path"], "/static/a.js");
+        assert_eq!(fields["status"], 200);
+        assert_eq!(fields["duration_ms"], 1.234);
+        assert_eq!(fields["decision"], "allow:course");
+        let stamp = value["timestamp"].as_str().expect("timestamp");
+        assert!(
+            time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339)
+                .is_ok(),
+            "{stamp}"
+        );
+    }
 }

@@ -14,22 +14,24 @@
 //! work in the platform's iframe.
 
 use std::future::Future as _;
-use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use cookie::{Cookie, SameSite};
 use http::header::{self, HeaderName};
-use http::{HeaderMap, HeaderValue, Request, Response, Version};
+use http::{HeaderMap, HeaderValue, Request, Response, Uri, Version};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::{BodyExt as _, Limited};
 use tokio::time::{Instant, Sleep};
 
-use crate::client::HttpClient;
 use crate::config::{AssertionConfig, UpstreamConfig};
 use crate::content::ContentPath;
 use crate::{Body, BoxError};
+
+mod pool;
+use pool::{PoolError, UpstreamPool};
 
 /// Why a forward failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,10 +49,13 @@ pub enum ProxyError {
 }
 
 /// Identity headers ltigate sets; any client copy is removed.
-pub const USER_HEADER: &str = "x-ltigate-user";
-pub const EMAIL_HEADER: &str = "x-ltigate-email";
-pub const NAME_HEADER: &str = "x-ltigate-name";
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub const USER_HEADER: HeaderName = HeaderName::from_static("x-ltigate-user");
+pub const EMAIL_HEADER: HeaderName = HeaderName::from_static("x-ltigate-email");
+pub const NAME_HEADER: HeaderName = HeaderName::from_static("x-ltigate-name");
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Who the request is made for, as the LMS will see it.
 pub struct Identity {
@@ -63,7 +68,8 @@ pub struct Identity {
 
 /// Where the request comes from and what it is.
 pub struct Origin<'a> {
-    pub peer: Option<IpAddr>,
+    /// The client's IP address, as `X-Forwarded-For` carries it.
+    pub peer: Option<HeaderValue>,
     pub request_id: &'a str,
 }
 
@@ -72,8 +78,7 @@ pub struct Proxy {
     config: UpstreamConfig,
     assertion_header: HeaderName,
     identity_headers: bool,
-    client: HttpClient,
-    upstream_origin: String,
+    pool: Arc<UpstreamPool>,
     /// Origins the upstream may use in `Location` that really mean "us".
     upstream_aliases: Vec<String>,
     public_origin: String,
@@ -97,10 +102,13 @@ impl Proxy {
     pub fn new(
         config: UpstreamConfig,
         assertion: &AssertionConfig,
-        client: HttpClient,
         public: PublicSide<'_>,
     ) -> Self {
         let upstream_origin = config.origin();
+        let pool = UpstreamPool::new(
+            Uri::try_from(upstream_origin.as_str()).unwrap_or_default(),
+            config.connect_timeout,
+        );
         let authority = upstream_origin
             .split_once("://")
             .map_or(upstream_origin.as_str(), |(_, a)| a)
@@ -121,8 +129,7 @@ impl Proxy {
         Self {
             assertion_header: assertion.header.clone(),
             identity_headers: assertion.identity_headers,
-            client,
-            upstream_origin,
+            pool,
             upstream_aliases,
             public_scheme: HeaderValue::from_str(public.url.scheme())
                 .unwrap_or(HeaderValue::from_static("https")),
@@ -205,39 +212,32 @@ impl Proxy {
             return Err(ProxyError::BodyTooLarge(limit));
         }
         let (parts, body) = req.into_parts();
-        let uri = format!("{}{target}", self.upstream_origin);
+        let uri = Uri::try_from(target).map_err(|e| ProxyError::Upstream(e.to_string()))?;
         let limited = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-        let (body, body_sent) = SignalEnd::new(limited);
+        let (body, mut body_sent) = SignalEnd::new(limited);
         let mut upstream = Request::builder()
-            .method(parts.method.clone())
-            .uri(&uri)
+            .method(parts.method)
+            .uri(uri)
             .version(Version::HTTP_11)
             .body(body.boxed())
             .map_err(|e| ProxyError::Upstream(e.to_string()))?;
         let headers = upstream.headers_mut();
-        self.copy_request_headers(&parts.headers, headers);
+        *headers = parts.headers;
+        self.strip_request_headers(headers);
         headers.insert(header::HOST, self.host.clone());
-        if let Some(ip) = origin.peer
-            && let Ok(v) = HeaderValue::from_str(&ip.to_string())
-        {
-            headers.insert(HeaderName::from_static("x-forwarded-for"), v);
+        if let Some(peer) = origin.peer {
+            headers.insert(X_FORWARDED_FOR, peer);
         }
-        headers.insert(
-            HeaderName::from_static("x-forwarded-proto"),
-            self.public_scheme.clone(),
-        );
-        headers.insert(
-            HeaderName::from_static("x-forwarded-host"),
-            self.public_host.clone(),
-        );
+        headers.insert(X_FORWARDED_PROTO, self.public_scheme.clone());
+        headers.insert(X_FORWARDED_HOST, self.public_host.clone());
         if let Ok(v) = HeaderValue::from_str(origin.request_id) {
-            headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
+            headers.insert(REQUEST_ID_HEADER, v);
         }
         headers.insert(self.assertion_header.clone(), identity.assertion);
         if self.identity_headers {
-            let mut put = |name: &'static str, value: Option<&str>| {
+            let mut put = |name: HeaderName, value: Option<&str>| {
                 if let Some(v) = value.and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
-                    headers.insert(HeaderName::from_static(name), v);
+                    headers.insert(name, v);
                 }
             };
             put(USER_HEADER, identity.username.as_deref());
@@ -245,59 +245,71 @@ impl Proxy {
             put(NAME_HEADER, identity.name.as_deref());
         }
 
-        // The response-header timeout starts once the request body has been
-        // sent; the whole exchange is bounded by the request timeout.
-        let mut body_sent = Some(body_sent);
+        // One timer bounds the exchange. While the request body is being
+        // sent it runs to the request deadline; once the body is sent, to the
+        // response-header deadline if that is sooner; once the headers are
+        // in, it goes with the response body, back at the request deadline.
         let header_wait = self.config.response_header_timeout;
-        let request = self.client.request(upstream);
+        let header_deadline = || deadline.min(Instant::now() + header_wait);
+        let request = self.pool.send(upstream);
         tokio::pin!(request);
-        let overall = tokio::time::sleep_until(deadline);
-        tokio::pin!(overall);
-        let mut header_timer: Option<Pin<Box<Sleep>>> = None;
+        let mut timer = Box::pin(tokio::time::sleep_until(if body_sent.is_some() {
+            deadline
+        } else {
+            header_deadline()
+        }));
         let response = loop {
             tokio::select! {
                 result = &mut request => match result {
                     Ok(r) => break r,
                     Err(e) => return Err(classify(&e, limit)),
                 },
-                () = &mut overall => return Err(ProxyError::Timeout),
+                () = &mut timer => return Err(ProxyError::Timeout),
                 _ = async { body_sent.as_mut().expect("guarded").await }, if body_sent.is_some() => {
                     body_sent = None;
-                    header_timer = Some(Box::pin(tokio::time::sleep(header_wait)));
-                }
-                () = async { header_timer.as_mut().expect("guarded").await }, if header_timer.is_some() => {
-                    return Err(ProxyError::Timeout);
+                    timer.as_mut().reset(header_deadline());
                 }
             }
         };
         let (mut parts, body) = response.into_parts();
         self.rewrite_response_headers(&mut parts.headers);
+        timer.as_mut().reset(deadline);
         let body = Deadline {
             inner: body,
-            sleep: Box::pin(tokio::time::sleep_until(deadline)),
+            sleep: timer,
         };
         Ok(Response::from_parts(parts, body.boxed()))
     }
 
-    fn copy_request_headers(&self, from: &HeaderMap, to: &mut HeaderMap) {
-        let connection_named = connection_tokens(from);
-        for (name, value) in from {
-            let n = name.as_str();
-            if is_hop_by_hop(n)
-                || connection_named.iter().any(|c| c == n)
-                || n == header::HOST
-                || n == header::AUTHORIZATION
-                || self.is_stripped(n)
-            {
-                continue;
+    /// Turns the client's headers into the upstream's, in place: drops
+    /// hop-by-hop headers, the client's `Authorization` and anything only
+    /// ltigate may set, and ltigate's own cookies. (`Host` is replaced.)
+    fn strip_request_headers(&self, headers: &mut HeaderMap) {
+        let connection_named = connection_tokens(headers);
+        let dropped: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| {
+                let n = name.as_str();
+                is_hop_by_hop(n)
+                    || connection_named.iter().any(|c| c == n)
+                    || n == header::AUTHORIZATION
+                    || self.is_stripped(n)
+            })
+            .cloned()
+            .collect();
+        for name in &dropped {
+            headers.remove(name);
+        }
+        if headers.contains_key(header::COOKIE) {
+            let kept: Vec<HeaderValue> = headers
+                .get_all(header::COOKIE)
+                .iter()
+                .filter_map(|v| self.without_own_cookies(v))
+                .collect();
+            headers.remove(header::COOKIE);
+            for v in kept {
+                headers.append(header::COOKIE, v);
             }
-            if n == header::COOKIE {
-                if let Some(v) = self.without_own_cookies(value) {
-                    to.append(header::COOKIE, v);
-                }
-                continue;
-            }
-            to.append(name.clone(), value.clone());
         }
     }
 
@@ -320,26 +332,27 @@ impl Proxy {
             || starts("x-forwarded-")
             || same(name, "forwarded")
             || same(name, "x-real-ip")
-            || same(name, REQUEST_ID_HEADER)
+            || same(name, REQUEST_ID_HEADER.as_str())
     }
 
     /// The `Cookie` header without ltigate's session and state cookies.
     fn without_own_cookies(&self, value: &HeaderValue) -> Option<HeaderValue> {
         let s = value.to_str().ok()?;
-        let kept: Vec<&str> = s
-            .split(';')
-            .map(str::trim)
-            .filter(|pair| {
-                let name = pair.split('=').next().unwrap_or_default().trim();
-                !pair.is_empty()
-                    && name != self.session_cookie
-                    && !name.starts_with("ltigate_state_")
-            })
-            .collect();
+        let mut kept = String::with_capacity(s.len());
+        for pair in s.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            let name = pair.split('=').next().unwrap_or_default().trim();
+            if name == self.session_cookie || name.starts_with("ltigate_state_") {
+                continue;
+            }
+            if !kept.is_empty() {
+                kept.push_str("; ");
+            }
+            kept.push_str(pair);
+        }
         if kept.is_empty() {
             None
         } else {
-            HeaderValue::from_str(&kept.join("; ")).ok()
+            HeaderValue::from_str(&kept).ok()
         }
     }
 
@@ -348,23 +361,25 @@ impl Proxy {
         for name in connection_named {
             headers.remove(name.as_str());
         }
-        for name in HOP_BY_HOP {
-            headers.remove(*name);
+        for name in &HOP_BY_HOP {
+            headers.remove(name);
         }
-        let cookies: Vec<HeaderValue> = headers
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .cloned()
-            .collect();
-        headers.remove(header::SET_COOKIE);
-        for value in cookies {
-            match self.rewrite_set_cookie(&value) {
-                Some(v) => {
-                    headers.append(header::SET_COOKIE, v);
+        if headers.contains_key(header::SET_COOKIE) {
+            let cookies: Vec<HeaderValue> = headers
+                .get_all(header::SET_COOKIE)
+                .iter()
+                .cloned()
+                .collect();
+            headers.remove(header::SET_COOKIE);
+            for value in cookies {
+                match self.rewrite_set_cookie(&value) {
+                    Some(v) => {
+                        headers.append(header::SET_COOKIE, v);
+                    }
+                    None => tracing::warn!(
+                        "dropped an upstream Set-Cookie that could not be parsed or names a gateway cookie"
+                    ),
                 }
-                None => tracing::warn!(
-                    "dropped an upstream Set-Cookie that could not be parsed or names a gateway cookie"
-                ),
             }
         }
         let rewritten = headers
@@ -401,20 +416,20 @@ impl Proxy {
 }
 
 /// RFC 9110 §7.6.1 connection-specific fields, plus the legacy ones.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 fn is_hop_by_hop(name: &str) -> bool {
-    HOP_BY_HOP.contains(&name)
+    HOP_BY_HOP.iter().any(|h| h.as_str() == name)
 }
 
 /// Header names listed in `Connection`, lower-cased.
@@ -434,7 +449,7 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
         || connection_tokens(headers).iter().any(|t| t == "upgrade")
 }
 
-fn classify(e: &hyper_util::client::legacy::Error, limit: u64) -> ProxyError {
+fn classify(e: &PoolError, limit: u64) -> ProxyError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
         if err.is::<http_body_util::LengthLimitError>() {
@@ -442,10 +457,9 @@ fn classify(e: &hyper_util::client::legacy::Error, limit: u64) -> ProxyError {
         }
         source = err.source();
     }
-    if e.is_connect() {
-        ProxyError::Connect(e.to_string())
-    } else {
-        ProxyError::Upstream(e.to_string())
+    match e {
+        PoolError::Connect(message) => ProxyError::Connect(message.clone()),
+        PoolError::Http(e) => ProxyError::Upstream(e.to_string()),
     }
 }
 
@@ -456,17 +470,22 @@ struct SignalEnd<B> {
 }
 
 impl<B: HttpBody> SignalEnd<B> {
-    fn new(inner: B) -> (Self, tokio::sync::oneshot::Receiver<()>) {
+    /// The body, and what resolves once it has been sent: `None` for an
+    /// empty body, which counts as sent at once (it is never polled).
+    fn new(inner: B) -> (Self, Option<tokio::sync::oneshot::Receiver<()>>) {
+        if inner.is_end_stream() {
+            let body = Self {
+                inner: Box::pin(inner),
+                sent: None,
+            };
+            return (body, None);
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let mut body = Self {
+        let body = Self {
             inner: Box::pin(inner),
             sent: Some(tx),
         };
-        // An empty body is never polled: it counts as sent at once.
-        if body.inner.is_end_stream() {
-            body.signal();
-        }
-        (body, rx)
+        (body, Some(rx))
     }
 
     fn signal(&mut self) {

@@ -214,8 +214,9 @@ async fn accept_loop(
         let tls = tls.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
+            let peer_addr = PeerAddr::new(peer);
             let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(PeerAddr(peer));
+                req.extensions_mut().insert(peer_addr.clone());
                 let response = handler(req);
                 async move { Ok::<_, std::convert::Infallible>(response.await) }
             });

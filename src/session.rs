@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dashmap::DashMap;
+use foldhash::fast::RandomState;
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 
@@ -128,48 +129,65 @@ pub enum AccessError {
     Store(#[from] StoreError),
 }
 
-/// A session read within this long is reused for decisions that allow.
-const CACHE_FOR: Duration = Duration::from_secs(2);
+/// How long a session read may be reused for decisions that allow, with the
+/// embedded store (which only this process writes).
+pub const CACHE_FOR: Duration = Duration::from_secs(2);
+/// The same with a shared store (Redis). It bounds how long allows may go on
+/// without a successful store read: once the store is down, every browser's
+/// next request after this long fails closed (503). It also bounds how long
+/// another replica's view of a session can lag, for decisions that allow.
+pub const SHARED_CACHE_FOR: Duration = Duration::from_millis(500);
 /// Above this many cached sessions, stale ones are dropped on insert.
 const CACHE_SWEEP_AT: usize = 10_000;
 
+/// Whose writes the session cache can see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreSharing {
+    /// Only this process writes the store (the embedded store).
+    Private,
+    /// Other processes write it too (Redis).
+    Shared,
+}
+
 /// Session operations over the store.
 ///
-/// With the embedded store, reads go through a short-lived in-process cache.
-/// That store belongs to this process alone, every session write goes
-/// through here and drops the cached copy, and a session only ever gains
-/// grants and expiry time (a launch by another user starts a new session
-/// id); expiry is always checked against the clock. A decision that would
-/// refuse is still re-made on a fresh read. With Redis there is no cache:
-/// every decision reads the shared store, so an outage fails closed at once.
+/// Reads go through a short-lived in-process cache, used only for decisions
+/// that allow: a decision that would refuse is always re-made on a fresh
+/// read. This is safe because a session only ever gains grants and expiry
+/// time (a launch by another user starts a new session id), expiry is
+/// always checked against the clock, and every write made here drops the
+/// cached copy. With the embedded store a read is reused for [`CACHE_FOR`];
+/// with Redis, where other replicas write, for [`SHARED_CACHE_FOR`], which
+/// is also how long allows can outlast a Redis outage.
 pub struct Sessions {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     config: SessionConfig,
-    /// `None`: no caching (a shared store).
-    cache: Option<DashMap<String, (Arc<Session>, Instant)>>,
+    cache: DashMap<String, (Arc<Session>, Instant), RandomState>,
+    cache_for: Duration,
 }
 
 impl Sessions {
-    /// `cache` may be true only for a store no other process writes.
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         config: SessionConfig,
-        cache: bool,
+        sharing: StoreSharing,
     ) -> Self {
         Self {
             store,
             clock,
             config,
-            cache: cache.then(DashMap::new),
+            cache: DashMap::with_hasher(RandomState::default()),
+            cache_for: match sharing {
+                StoreSharing::Private => CACHE_FOR,
+                StoreSharing::Shared => SHARED_CACHE_FOR,
+            },
         }
     }
 
     fn forget(&self, id: &str) {
-        if let Some(cache) = &self.cache {
-            cache.remove(id);
-        }
+        self.cache.remove(id);
     }
 
     pub fn config(&self) -> &SessionConfig {
@@ -245,20 +263,20 @@ impl Sessions {
         let session: Arc<Session> = Arc::new(
             serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         );
-        if let Some(cache) = &self.cache {
-            if cache.len() >= CACHE_SWEEP_AT {
-                cache.retain(|_, (_, at)| at.elapsed() < CACHE_FOR);
-            }
-            cache.insert(id.to_owned(), (session.clone(), Instant::now()));
+        if self.cache.len() >= CACHE_SWEEP_AT {
+            self.cache
+                .retain(|_, (_, at)| at.elapsed() < self.cache_for);
         }
+        self.cache
+            .insert(id.to_owned(), (session.clone(), Instant::now()));
         Ok(Some(session))
     }
 
     /// The session under `id`, from the cache when it was read a moment ago.
     /// Only for decisions that allow; refusals re-check with [`Self::load`].
     pub async fn load_cached(&self, id: &str) -> Result<Option<Arc<Session>>, StoreError> {
-        if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(id))
-            && hit.1.elapsed() < CACHE_FOR
+        if let Some(hit) = self.cache.get(id)
+            && hit.1.elapsed() < self.cache_for
         {
             return Ok(Some(hit.0.clone()));
         }

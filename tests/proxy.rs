@@ -6,6 +6,8 @@ mod support;
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -1119,6 +1121,71 @@ async fn unreachable_upstream_gets_502_without_leaking_its_address() {
             "{body}"
         );
     }
+}
+
+/// An upstream that answers one request per connection and closes it 30 ms
+/// later without having said so (no `Connection: close`), as an LMS with a
+/// short keep-alive timeout does. Returns its URL and how many connections
+/// it accepted.
+async fn closing_upstream() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while find(&head, b"\r\n\r\n").is_none() {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            });
+        }
+    });
+    (url, accepted)
+}
+
+#[tokio::test]
+async fn upstream_connections_are_reused_and_a_closed_one_is_never_the_learners_error() {
+    // A keep-alive upstream: sequential requests share one connection.
+    let s = launched(GatewayOptions::default()).await;
+    for i in 0..20 {
+        let (status, body) = s.browser.get(&s.gw, "/static/js/app.js").await;
+        assert_eq!(status, 200, "request {i}: {body}");
+    }
+    assert_eq!(s.upstream.count(), 20);
+    assert_eq!(
+        s.upstream.connections(),
+        1,
+        "sequential requests reuse one upstream connection"
+    );
+
+    // An upstream that closes each idle connection soon after one response:
+    // the next request, made after the close, still succeeds, on a new
+    // connection.
+    let (url, accepted) = closing_upstream().await;
+    let platform = TestPlatform::start().await;
+    let gw = Gateway::start_with(&platform, with_upstream(&url, GatewayOptions::default())).await;
+    let browser = Browser::new();
+    assert_eq!(browser.launch(&gw, &platform, USAGE).await.status, 302);
+    for i in 0..10 {
+        let (status, body) = browser.get(&gw, "/static/js/app.js").await;
+        assert_eq!(status, 200, "request {i}: {body}");
+        assert_eq!(body, "ok");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 10);
 }
 
 // ---------------------------------------------------------------- 9. 404

@@ -48,6 +48,7 @@ pub struct TestUpstream {
     seen: Arc<Mutex<Vec<Seen>>>,
     /// What `/ltigate/score` answers: `{"earned": x, "possible": y}`.
     composite: Arc<Mutex<Option<(f64, f64)>>>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl TestUpstream {
@@ -65,11 +66,14 @@ impl TestUpstream {
         let log = seen.clone();
         let composite = Arc::new(Mutex::new(None));
         let score = composite.clone();
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let accepted = connections.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
+                accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let log = log.clone();
                 let score = score.clone();
                 tokio::spawn(async move {
@@ -92,7 +96,13 @@ impl TestUpstream {
             addr,
             seen,
             composite,
+            connections,
         }
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Sets what the composite score endpoint (`/ltigate/score`) answers.

@@ -1,9 +1,14 @@
 //! The embedded store: one redb file on local disk.
 //!
 //! redb serialises write transactions, which is what makes `take`, `put_new`
-//! and `update` atomic here. redb is blocking, so every call runs on tokio's
-//! blocking pool. Expired entries are invisible to readers at once and removed
-//! by a periodic sweep.
+//! and `update` atomic here. redb is blocking: reads and work-queue writes
+//! run on tokio's blocking pool, and key-value writes (sessions, login
+//! states) go to one writer thread that applies every write waiting for it
+//! in one transaction, in arrival order, and answers each caller once that
+//! transaction has committed (group commit). Under load a launch's writes
+//! then share commits instead of queueing for redb's write lock one by one.
+//! Expired entries are invisible to readers at once and removed by a
+//! periodic sweep.
 //!
 //! Durability: work-queue writes (grade deliveries) are committed durably,
 //! one fsync each, because a grade must never be lost. Session and login
@@ -65,9 +70,62 @@ impl Drop for Db {
     }
 }
 
+/// One key-value write, applied by the writer thread inside a shared
+/// transaction. It returns what answers its caller once the transaction's
+/// fate is known.
+type KvWrite = Box<dyn FnOnce(&mut redb::Table<'_, &str, &[u8]>) -> Reply + Send>;
+type Reply = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
+
+/// Writes applied in one transaction at most.
+const MAX_BATCH: usize = 256;
+
 pub struct EmbeddedStore {
     db: Arc<Db>,
     clock: Arc<dyn Clock>,
+    /// To the writer thread; `None` only while dropping.
+    writes: Option<std::sync::mpsc::Sender<KvWrite>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for EmbeddedStore {
+    /// Stops the writer thread once it has committed what it holds, so that
+    /// the file is closed when the store is gone.
+    fn drop(&mut self) {
+        self.writes = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// The writer thread: takes every write waiting, applies them in one
+/// transaction, commits, then answers each.
+fn run_writer(db: &Db, writes: &std::sync::mpsc::Receiver<KvWrite>) {
+    while let Ok(first) = writes.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match writes.try_recv() {
+                Ok(write) => batch.push(write),
+                Err(_) => break,
+            }
+        }
+        let mut replies = Vec::with_capacity(batch.len());
+        let committed = (|| {
+            let tx = EmbeddedStore::begin_kv_write(db)?;
+            {
+                let mut table = tx.open_table(KV).map_err(unavailable)?;
+                for write in batch {
+                    replies.push(write(&mut table));
+                }
+            }
+            tx.commit().map_err(unavailable)
+        })();
+        // Writes never applied (the transaction could not start) are
+        // dropped with their reply channels: their callers see an error.
+        for reply in replies {
+            reply(committed.as_ref().map(|_| ()));
+        }
+    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -101,7 +159,44 @@ impl EmbeddedStore {
             last_durable: std::sync::Mutex::new(std::time::Instant::now()),
         });
         spawn_sweeper(Arc::downgrade(&db), clock.clone());
-        Ok(Self { db, clock })
+        let (writes, queued) = std::sync::mpsc::channel::<KvWrite>();
+        let writer_db = db.clone();
+        let writer = std::thread::Builder::new()
+            .name("ltigate-store".into())
+            .spawn(move || run_writer(&writer_db, &queued))
+            .map_err(|e| unavailable(format!("cannot start the store writer: {e}")))?;
+        Ok(Self {
+            db,
+            clock,
+            writes: Some(writes),
+            writer: Some(writer),
+        })
+    }
+
+    /// Runs `f` on the key-value table in the writer thread's next
+    /// transaction; its result is returned once that transaction commits.
+    async fn kv_write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut redb::Table<'_, &str, &[u8]>, UnixTime) -> Result<T, StoreError>
+        + Send
+        + 'static,
+    ) -> Result<T, StoreError> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let now = self.clock.now();
+        let write: KvWrite = Box::new(move |table| {
+            let result = f(table, now);
+            Box::new(move |committed: Result<(), &StoreError>| {
+                let _ = answer.send(committed.map_err(Clone::clone).and(result));
+            })
+        });
+        self.writes
+            .as_ref()
+            .ok_or_else(|| unavailable("the store is closed"))?
+            .send(write)
+            .map_err(|_| unavailable("the store writer has stopped"))?;
+        answered
+            .await
+            .map_err(|_| unavailable("the write was not applied"))?
     }
 
     async fn blocking<T: Send + 'static>(
@@ -115,11 +210,10 @@ impl EmbeddedStore {
             .map_err(unavailable)?
     }
 
-    /// A key-value write, committed without waiting for the disk.
-    fn write<T>(
-        db: &Db,
-        f: impl FnOnce(&mut redb::Table<'_, &str, &[u8]>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    /// A write transaction for key-value writes: durable if the last
+    /// durable one is [`FLUSH_EVERY`] old, otherwise committed without
+    /// waiting for the disk.
+    fn begin_kv_write(db: &Db) -> Result<redb::WriteTransaction, StoreError> {
         let mut tx = db.db.begin_write().map_err(unavailable)?;
         // Write transactions are serialised, so this lock is never contended.
         let mut last = db.last_durable.lock().unwrap_or_else(|p| p.into_inner());
@@ -131,7 +225,15 @@ impl EmbeddedStore {
                 .map_err(unavailable)?;
             db.dirty.store(true, Ordering::Release);
         }
-        drop(last);
+        Ok(tx)
+    }
+
+    /// A key-value write in a transaction of its own (the expiry sweep).
+    fn write<T>(
+        db: &Db,
+        f: impl FnOnce(&mut redb::Table<'_, &str, &[u8]>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let tx = Self::begin_kv_write(db)?;
         let out = {
             let mut table = tx.open_table(KV).map_err(unavailable)?;
             f(&mut table)?
@@ -247,59 +349,51 @@ impl Store for EmbeddedStore {
         expires_at: UnixTime,
     ) -> Result<(), StoreError> {
         let k = full_key(ns, key);
-        self.blocking(move |db, _| {
-            Self::write(db, |t| {
-                t.insert(k.as_str(), encode_entry(expires_at, &value).as_slice())
-                    .map_err(unavailable)?;
-                Ok(())
-            })
+        self.kv_write(move |t, _| {
+            t.insert(k.as_str(), encode_entry(expires_at, &value).as_slice())
+                .map_err(unavailable)?;
+            Ok(())
         })
         .await
     }
 
     async fn take(&self, ns: Namespace, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let k = full_key(ns, key);
-        self.blocking(move |db, now| {
-            Self::write(db, |t| {
-                let Some(entry) = t.remove(k.as_str()).map_err(unavailable)? else {
-                    return Ok(None);
-                };
-                Ok(live_value(entry.value(), now)?.map(<[u8]>::to_vec))
-            })
+        self.kv_write(move |t, now| {
+            let Some(entry) = t.remove(k.as_str()).map_err(unavailable)? else {
+                return Ok(None);
+            };
+            Ok(live_value(entry.value(), now)?.map(<[u8]>::to_vec))
         })
         .await
     }
 
     async fn delete(&self, ns: Namespace, key: &str) -> Result<(), StoreError> {
         let k = full_key(ns, key);
-        self.blocking(move |db, _| {
-            Self::write(db, |t| {
-                t.remove(k.as_str()).map_err(unavailable)?;
-                Ok(())
-            })
+        self.kv_write(move |t, _| {
+            t.remove(k.as_str()).map_err(unavailable)?;
+            Ok(())
         })
         .await
     }
 
     async fn update(&self, ns: Namespace, key: &str, f: UpdateFn) -> Result<bool, StoreError> {
         let k = full_key(ns, key);
-        self.blocking(move |db, now| {
-            Self::write(db, |t| {
-                let current = t
-                    .get(k.as_str())
-                    .map_err(unavailable)?
-                    .map(|entry| entry.value().to_vec());
-                let live = match &current {
-                    Some(entry) => live_value(entry, now)?,
-                    None => None,
-                };
-                let Some((value, expires_at)) = f(live) else {
-                    return Ok(false);
-                };
-                t.insert(k.as_str(), encode_entry(expires_at, &value).as_slice())
-                    .map_err(unavailable)?;
-                Ok(true)
-            })
+        self.kv_write(move |t, now| {
+            let current = t
+                .get(k.as_str())
+                .map_err(unavailable)?
+                .map(|entry| entry.value().to_vec());
+            let live = match &current {
+                Some(entry) => live_value(entry, now)?,
+                None => None,
+            };
+            let Some((value, expires_at)) = f(live) else {
+                return Ok(false);
+            };
+            t.insert(k.as_str(), encode_entry(expires_at, &value).as_slice())
+                .map_err(unavailable)?;
+            Ok(true)
         })
         .await
     }

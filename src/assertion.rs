@@ -174,12 +174,12 @@ impl Asserter {
         grant: &Grant,
     ) -> Result<HeaderValue, KeyError> {
         let now = self.clock.now();
-        let cache_key = format!(
-            "{session_id}
-{}
-{}",
-            grant.content.usage, grant.launch_id
-        );
+        let usage = grant.content.usage.as_str();
+        let mut cache_key =
+            String::with_capacity(session_id.len() + usage.len() + grant.launch_id.len() + 2);
+        for part in [session_id, "\n", usage, "\n", grant.launch_id.as_str()] {
+            cache_key.push_str(part);
+        }
         // Reuse while at least a fifth of the lifetime remains.
         let margin = (self.config.ttl_sec / 5).max(1);
         if let Some(hit) = self.cache.get(&cache_key)

@@ -358,10 +358,15 @@ impl Proxy {
 
     fn rewrite_response_headers(&self, headers: &mut HeaderMap) {
         let connection_named = connection_tokens(headers);
-        for name in connection_named {
-            headers.remove(name.as_str());
-        }
-        for name in &HOP_BY_HOP {
+        let dropped: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| {
+                let n = name.as_str();
+                is_hop_by_hop(n) || connection_named.iter().any(|c| c == n)
+            })
+            .cloned()
+            .collect();
+        for name in &dropped {
             headers.remove(name);
         }
         if headers.contains_key(header::SET_COOKIE) {

@@ -280,11 +280,35 @@ const FIRST_BYTES: usize = 24;
 /// than [`FIRST_BYTES`] bytes. hyper's header timeout starts only after
 /// protocol detection, so without this a client that connects and stays
 /// silent (or stops inside the HTTP/2 preface) would hold a socket forever.
+///
+/// It also closes connections gracefully ("lingering close", as nginx
+/// does): on shutdown it sends FIN, then reads and discards what the client
+/// is still sending, until the client closes, for at most [`LINGER_FOR`] and
+/// [`LINGER_BYTES`]. Closing a socket with unread data resets the
+/// connection, and a client still uploading a body the gateway refused
+/// (413) would get that reset instead of the response.
 struct FirstBytesDeadline<IO> {
     inner: IO,
     remaining: usize,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    closing: Closing,
 }
+
+/// Where a connection is in its graceful close.
+enum Closing {
+    Open,
+    /// FIN sent; discarding input until the deadline.
+    Lingering {
+        until: Pin<Box<tokio::time::Sleep>>,
+        discarded: usize,
+    },
+    Closed,
+}
+
+/// How long a closing connection keeps reading the client's leftovers.
+const LINGER_FOR: Duration = Duration::from_secs(2);
+/// How much of them it reads at most.
+const LINGER_BYTES: usize = 32 * 1024 * 1024;
 
 impl<IO> FirstBytesDeadline<IO> {
     fn new(inner: IO, limit: Duration) -> Self {
@@ -292,6 +316,7 @@ impl<IO> FirstBytesDeadline<IO> {
             inner,
             remaining: FIRST_BYTES,
             deadline: Some(Box::pin(tokio::time::sleep(limit))),
+            closing: Closing::Open,
         }
     }
 }
@@ -323,7 +348,9 @@ impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for FirstBytesDeadli
     }
 }
 
-impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for FirstBytesDeadline<IO> {
+impl<IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite
+    for FirstBytesDeadline<IO>
+{
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -343,7 +370,40 @@ impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for FirstBytesDead
         mut self: Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        use std::task::Poll;
+        let this = &mut *self;
+        if matches!(this.closing, Closing::Open) {
+            std::task::ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
+            this.closing = Closing::Lingering {
+                until: Box::pin(tokio::time::sleep(LINGER_FOR)),
+                discarded: 0,
+            };
+        }
+        let Closing::Lingering { until, discarded } = &mut this.closing else {
+            return Poll::Ready(Ok(()));
+        };
+        let mut scratch = [0u8; 8192];
+        loop {
+            let mut buf = tokio::io::ReadBuf::new(&mut scratch);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                    *discarded += buf.filled().len();
+                    if *discarded >= LINGER_BYTES {
+                        break;
+                    }
+                }
+                // The client closed, or the connection failed.
+                Poll::Ready(_) => break,
+                Poll::Pending => {
+                    if until.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    break;
+                }
+            }
+        }
+        this.closing = Closing::Closed;
+        Poll::Ready(Ok(()))
     }
 
     fn poll_write_vectored(

@@ -71,23 +71,72 @@ impl Running {
     }
 }
 
-/// Binds the configured address and serves.
+/// Binds the configured address and serves. Each serving thread gets its
+/// own listening socket on the address (`SO_REUSEPORT`), so the kernel
+/// spreads new connections evenly across the threads.
 pub async fn start(app: Arc<AppState>) -> Result<Running, ServeError> {
     let addr = app.config.server.listen;
-    let listener = TcpListener::bind(addr)
-        .await
+    let listeners = bind_per_thread(addr, serving_threads())
         .map_err(|source| ServeError::Bind { addr, source })?;
-    start_on(listener, app).await
+    serve_all(listeners, app).await
 }
 
-/// Serves on an already bound listener (tests bind `127.0.0.1:0` first).
-/// Also binds the internal score API and starts grade delivery when
-/// `[grades]` is configured.
+/// Serves on an already bound listener (tests bind `127.0.0.1:0` first),
+/// which every serving thread accepts from.
 pub async fn start_on(listener: TcpListener, app: Arc<AppState>) -> Result<Running, ServeError> {
-    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
-        addr: app.config.server.listen,
-        source,
-    })?;
+    let addr = app.config.server.listen;
+    let listener = listener
+        .into_std()
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let listeners = (0..serving_threads())
+        .map(|_| listener.try_clone())
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    serve_all(listeners, app).await
+}
+
+/// One per core.
+fn serving_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+/// `n` listening sockets on `addr` sharing its port with `SO_REUSEPORT`
+/// (for port 0, the port the first one got).
+fn bind_per_thread(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    let mut listeners = Vec::with_capacity(n);
+    let mut bound = addr;
+    for _ in 0..n {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.set_reuseport(true)?;
+        socket.bind(bound)?;
+        let listener = socket.listen(1024)?;
+        bound = listener.local_addr()?;
+        listeners.push(listener.into_std()?);
+    }
+    Ok(listeners)
+}
+
+/// Serves the public listeners, one serving thread each. Also binds the
+/// internal score API and starts grade delivery when `[grades]` is
+/// configured.
+async fn serve_all(
+    listeners: Vec<std::net::TcpListener>,
+    app: Arc<AppState>,
+) -> Result<Running, ServeError> {
+    let addr = listeners
+        .first()
+        .map(std::net::TcpListener::local_addr)
+        .transpose()
+        .map_err(|source| ServeError::Bind {
+            addr: app.config.server.listen,
+            source,
+        })?
+        .unwrap_or(app.config.server.listen);
     let server = &app.config.server;
     let tls = server.tls.as_ref().map(tls_acceptor).transpose()?;
     let limits = Limits {
@@ -124,13 +173,14 @@ pub async fn start_on(listener: TcpListener, app: Arc<AppState>) -> Result<Runni
     }
     let public_app = app.clone();
     let public: Handler = Arc::new(move |req| Box::pin(handle(public_app.clone(), req)));
-    tasks.push(tokio::spawn(accept_loop(
-        listener,
+    tasks.push(serve_per_core(
+        addr,
+        listeners,
         public,
         tls,
         limits,
         shutdown.clone(),
-    )));
+    )?);
     let task = tokio::spawn(async move {
         for t in tasks {
             let _ = t.await;
@@ -142,6 +192,53 @@ pub async fn start_on(listener: TcpListener, app: Arc<AppState>) -> Result<Runni
         shutdown,
         task,
     })
+}
+
+/// Serves the public listeners, one thread each. Each thread runs a
+/// single-threaded runtime, so a connection, and the upstream connections
+/// its requests open, stay on one thread: no work stealing and no
+/// cross-thread wake-ups on the request path. Everything else (grade
+/// delivery, the score API, store and Redis background tasks) stays on the
+/// main runtime.
+fn serve_per_core(
+    addr: SocketAddr,
+    listeners: Vec<std::net::TcpListener>,
+    handler: Handler,
+    tls: Option<TlsAcceptor>,
+    limits: Limits,
+    shutdown: CancellationToken,
+) -> Result<JoinHandle<()>, ServeError> {
+    let bind_error = |source| ServeError::Bind { addr, source };
+    let threads = listeners.len();
+    let mut done = Vec::with_capacity(threads);
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            // Blocking work here is the embedded store's reads.
+            .max_blocking_threads(4)
+            .build()
+            .map_err(bind_error)?;
+        let (handler, tls, shutdown) = (handler.clone(), tls.clone(), shutdown.clone());
+        let (finished, finished_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name(format!("ltigate-serve-{i}"))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => accept_loop(listener, handler, tls, limits, shutdown).await,
+                        Err(e) => tracing::error!(error = %e, "serving thread cannot listen"),
+                    }
+                });
+                let _ = finished.send(());
+            })
+            .map_err(bind_error)?;
+        done.push(finished_rx);
+    }
+    Ok(tokio::spawn(async move {
+        for d in done {
+            let _ = d.await;
+        }
+    }))
 }
 
 fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ServeError> {

@@ -43,6 +43,8 @@ pub enum PoolError {
 struct Idle {
     sender: SendRequest<Body>,
     since: Instant,
+    /// The thread whose runtime drives the connection.
+    thread: std::thread::ThreadId,
 }
 
 pub struct UpstreamPool {
@@ -83,14 +85,20 @@ impl UpstreamPool {
         Ok(self.track(response, sender))
     }
 
+    /// An idle connection that can take a request, preferring one driven by
+    /// this thread (on a serving thread, that keeps the whole exchange on it).
     fn checkout(&self) -> Option<SendRequest<Body>> {
+        let here = std::thread::current().id();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(entry) = idle.pop() {
+        loop {
+            let entry = match idle.iter().rposition(|i| i.thread == here) {
+                Some(at) => idle.remove(at),
+                None => idle.pop()?,
+            };
             if entry.since.elapsed() < IDLE_TIMEOUT && entry.sender.is_ready() {
                 return Some(entry.sender);
             }
         }
-        None
     }
 
     async fn connect(&self) -> Result<SendRequest<Body>, PoolError> {
@@ -140,6 +148,7 @@ impl UpstreamPool {
         idle.push(Idle {
             sender,
             since: Instant::now(),
+            thread: std::thread::current().id(),
         });
     }
 }

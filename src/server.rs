@@ -103,6 +103,12 @@ fn serving_threads() -> usize {
 /// `n` listening sockets on `addr` sharing its port with `SO_REUSEPORT`
 /// (for port 0, the port the first one got).
 fn bind_per_thread(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    // A plain bind first: with SO_REUSEPORT alone, a second gateway (or a
+    // stale one) started on the same address by the same user would quietly
+    // share its connections instead of failing.
+    if addr.port() != 0 {
+        drop(std::net::TcpListener::bind(addr)?);
+    }
     let mut listeners = Vec::with_capacity(n);
     let mut bound = addr;
     for _ in 0..n {

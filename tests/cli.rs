@@ -493,6 +493,81 @@ private_key_file = "k.pem"
     );
 }
 
+/// A config for `serve` on `port`, with its own directory, key and store.
+fn serve_config(port: u16) -> ConfigDir {
+    let cfg = ConfigDir::new(&format!(
+        r#"[server]
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+allow_http = true
+
+[[keys]]
+kid = "cli-1"
+private_key_file = "k.pem"
+"#
+    ));
+    write_key(&cfg.dir().join("k.pem"));
+    cfg
+}
+
+#[test]
+fn serve_refuses_an_address_in_use_even_by_another_gateway() {
+    // Another program's listener.
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let cfg = serve_config(port);
+    let out = run(ltigate(cfg.dir())
+        .arg("serve")
+        .arg("--config")
+        .arg(&cfg.path));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cannot listen on"),
+        "{}",
+        text(&out.stderr)
+    );
+    drop(taken);
+
+    // A running gateway (its sockets use SO_REUSEPORT): a second one on the
+    // same address must fail rather than share its connections.
+    let first_cfg = serve_config(port);
+    let log = first_cfg.dir().join("serve.log");
+    let mut first = ChildGuard::spawn(
+        ltigate(first_cfg.dir())
+            .arg("serve")
+            .arg("--config")
+            .arg(&first_cfg.path)
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).expect("log file")),
+    );
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http_get(addr, "/healthz").is_err() {
+        if let Some(status) = first.child().try_wait().expect("try_wait") {
+            panic!(
+                "serve exited early with {status:?}:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first gateway never answered"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second_cfg = serve_config(port);
+    let out = run(ltigate(second_cfg.dir())
+        .arg("serve")
+        .arg("--config")
+        .arg(&second_cfg.path));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cannot listen on"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 // ---------------------------------------------------------------------------
 // usage
 

@@ -1,6 +1,8 @@
 //! Serving: the listener, TLS, HTTP/1.1 and HTTP/2, and graceful shutdown.
 //!
-//! One task per connection, served by hyper-util's auto builder. With
+//! Public connections are served by one thread per core (see
+//! [`serve_per_core`]), one task per connection, by hyper-util's auto
+//! builder. With
 //! `tls_cert`/`tls_key` set, connections are terminated with rustls (ALPN h2
 //! and http/1.1) under a handshake timeout; HTTP/1 header reads have their own
 //! timeout. On shutdown the listener closes at once, in-flight requests get
@@ -214,7 +216,11 @@ fn serve_per_core(
     limits: Limits,
     shutdown: CancellationToken,
 ) -> Result<JoinHandle<()>, ServeError> {
-    let bind_error = |source| ServeError::Bind { addr, source };
+    let bind_error = |source| {
+        // Threads already started stop again.
+        shutdown.cancel();
+        ServeError::Bind { addr, source }
+    };
     let threads = listeners.len();
     let mut done = Vec::with_capacity(threads);
     for (i, listener) in listeners.into_iter().enumerate() {

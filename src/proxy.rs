@@ -285,21 +285,9 @@ impl Proxy {
     /// hop-by-hop headers, the client's `Authorization` and anything only
     /// ltigate may set, and ltigate's own cookies. (`Host` is replaced.)
     fn strip_request_headers(&self, headers: &mut HeaderMap) {
-        let connection_named = connection_tokens(headers);
-        let dropped: Vec<HeaderName> = headers
-            .keys()
-            .filter(|name| {
-                let n = name.as_str();
-                is_hop_by_hop(n)
-                    || connection_named.iter().any(|c| c == n)
-                    || n == header::AUTHORIZATION
-                    || self.is_stripped(n)
-            })
-            .cloned()
-            .collect();
-        for name in &dropped {
-            headers.remove(name);
-        }
+        remove_connection_headers(headers, |n| {
+            n == header::AUTHORIZATION || self.is_stripped(n)
+        });
         if headers.contains_key(header::COOKIE) {
             let kept: Vec<HeaderValue> = headers
                 .get_all(header::COOKIE)
@@ -357,18 +345,7 @@ impl Proxy {
     }
 
     fn rewrite_response_headers(&self, headers: &mut HeaderMap) {
-        let connection_named = connection_tokens(headers);
-        let dropped: Vec<HeaderName> = headers
-            .keys()
-            .filter(|name| {
-                let n = name.as_str();
-                is_hop_by_hop(n) || connection_named.iter().any(|c| c == n)
-            })
-            .cloned()
-            .collect();
-        for name in &dropped {
-            headers.remove(name);
-        }
+        remove_connection_headers(headers, |_| false);
         if headers.contains_key(header::SET_COOKIE) {
             let cookies: Vec<HeaderValue> = headers
                 .get_all(header::SET_COOKIE)
@@ -435,6 +412,23 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 
 fn is_hop_by_hop(name: &str) -> bool {
     HOP_BY_HOP.iter().any(|h| h.as_str() == name)
+}
+
+/// Removes hop-by-hop headers, those `Connection` names, and any for which
+/// `also` holds, in one pass over the names.
+fn remove_connection_headers(headers: &mut HeaderMap, also: impl Fn(&str) -> bool) {
+    let connection_named = connection_tokens(headers);
+    let dropped: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            let n = name.as_str();
+            is_hop_by_hop(n) || connection_named.iter().any(|c| c == n) || also(n)
+        })
+        .cloned()
+        .collect();
+    for name in &dropped {
+        headers.remove(name);
+    }
 }
 
 /// Header names listed in `Connection`, lower-cased.

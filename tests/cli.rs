@@ -418,6 +418,36 @@ fn keygen_refuses_a_kid_that_is_not_a_file_name() {
 // ---------------------------------------------------------------------------
 // serve
 
+/// Starts `serve` on `cfg` (stderr to `log`) and waits up to 30 s for
+/// `/healthz` on `addr`; returns the process and that answer.
+fn serve_until_healthy(
+    cfg: &ConfigDir,
+    addr: SocketAddr,
+    log: &Path,
+) -> (ChildGuard, (u16, String)) {
+    let mut server = ChildGuard::spawn(
+        ltigate(cfg.dir())
+            .arg("serve")
+            .arg("--config")
+            .arg(&cfg.path)
+            .stdout(Stdio::null())
+            .stderr(File::create(log).expect("log file")),
+    );
+    let logs = || std::fs::read_to_string(log).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let health = loop {
+        if let Some(status) = server.child().try_wait().expect("try_wait") {
+            panic!("serve exited early with {status:?}:\n{}", logs());
+        }
+        match http_get(addr, "/healthz") {
+            Ok(answer) => break answer,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("no answer on {addr} within 30 s: {e}\n{}", logs()),
+        }
+    };
+    (server, health)
+}
+
 #[test]
 fn serve_answers_health_and_jwks_then_stops_on_sigterm() {
     let port = free_port();
@@ -440,27 +470,8 @@ private_key_file = "k.pem"
     ));
     let jwk = write_key(&cfg.dir().join("k.pem"));
     let log = cfg.dir().join("serve.log");
-    let mut server = ChildGuard::spawn(
-        ltigate(cfg.dir())
-            .arg("serve")
-            .arg("--config")
-            .arg(&cfg.path)
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).expect("log file")),
-    );
+    let (mut server, health) = serve_until_healthy(&cfg, addr, &log);
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
-
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let health = loop {
-        if let Some(status) = server.child().try_wait().expect("try_wait") {
-            panic!("serve exited early with {status:?}:\n{}", logs());
-        }
-        match http_get(addr, "/healthz") {
-            Ok(answer) => break answer,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => panic!("no answer on {addr} within 30 s: {e}\n{}", logs()),
-        }
-    };
     assert_eq!(health.0, 200, "healthz: {health:?}");
 
     let (status, body) = http_get(addr, "/lti/1p3/pub/jwks/").expect("jwks");
@@ -510,11 +521,9 @@ private_key_file = "k.pem"
     cfg
 }
 
-#[test]
-fn serve_refuses_an_address_in_use_even_by_another_gateway() {
-    // Another program's listener.
-    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = taken.local_addr().expect("addr").port();
+/// Runs `serve` on `port` with a fresh config and checks that it exits 1
+/// saying it cannot listen.
+fn assert_serve_refuses(port: u16) {
     let cfg = serve_config(port);
     let out = run(ltigate(cfg.dir())
         .arg("serve")
@@ -526,46 +535,22 @@ fn serve_refuses_an_address_in_use_even_by_another_gateway() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn serve_refuses_an_address_in_use_even_by_another_gateway() {
+    // Another program's listener.
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    assert_serve_refuses(port);
     drop(taken);
 
     // A running gateway (its sockets use SO_REUSEPORT): a second one on the
     // same address must fail rather than share its connections.
     let first_cfg = serve_config(port);
-    let log = first_cfg.dir().join("serve.log");
-    let mut first = ChildGuard::spawn(
-        ltigate(first_cfg.dir())
-            .arg("serve")
-            .arg("--config")
-            .arg(&first_cfg.path)
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).expect("log file")),
-    );
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http_get(addr, "/healthz").is_err() {
-        if let Some(status) = first.child().try_wait().expect("try_wait") {
-            panic!(
-                "serve exited early with {status:?}:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the first gateway never answered"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let second_cfg = serve_config(port);
-    let out = run(ltigate(second_cfg.dir())
-        .arg("serve")
-        .arg("--config")
-        .arg(&second_cfg.path));
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("cannot listen on"),
-        "{}",
-        text(&out.stderr)
-    );
+    let (_first, _) = serve_until_healthy(&first_cfg, addr, &first_cfg.dir().join("serve.log"));
+    assert_serve_refuses(port);
 }
 
 // ---------------------------------------------------------------------------

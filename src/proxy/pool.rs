@@ -203,7 +203,7 @@ impl HttpBody for PooledBody {
             Poll::Ready(None) => self.release(),
             Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.release(),
             // An error: the connection is not reused (dropped with the body).
-            Poll::Ready(Some(Err(_))) => drop(self.lease.take().map(|l| l.sender)),
+            Poll::Ready(Some(Err(_))) => self.lease = None,
             _ => {}
         }
         polled

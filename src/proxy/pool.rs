@@ -2,6 +2,7 @@
 //!
 //! Every forwarded request goes to one origin, so the pool is a stack of
 //! idle connections, with no per-request keying, hashing or URI rewriting.
+//! A connection is only reused by the thread whose runtime drives it.
 //! A connection goes back on the stack when its response body has been read
 //! to the end, and only once it can take the next request; a response
 //! dropped early closes its connection instead. A request that an idle
@@ -13,6 +14,7 @@
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -40,11 +42,17 @@ pub enum PoolError {
     Http(#[from] hyper::Error),
 }
 
-struct Idle {
+/// A connection's request half, with the thread whose runtime drives it.
+struct Conn {
     sender: SendRequest<Body>,
+    /// Fixed when the connection is made: using the connection from another
+    /// thread costs a cross-thread wake-up each way.
+    driver: ThreadId,
+}
+
+struct Idle {
+    conn: Conn,
     since: Instant,
-    /// The thread whose runtime drives the connection.
-    thread: std::thread::ThreadId,
 }
 
 pub struct UpstreamPool {
@@ -70,9 +78,9 @@ impl UpstreamPool {
         self: &Arc<Self>,
         mut request: Request<Body>,
     ) -> Result<Response<PooledBody>, PoolError> {
-        if let Some(mut sender) = self.checkout() {
-            match sender.try_send_request(request).await {
-                Ok(response) => return Ok(self.track(response, sender)),
+        if let Some(mut conn) = self.checkout() {
+            match conn.sender.try_send_request(request).await {
+                Ok(response) => return Ok(self.track(response, conn)),
                 Err(mut e) => match e.take_message() {
                     // Never started: the connection was closing. Retry below.
                     Some(unsent) => request = unsent,
@@ -80,28 +88,29 @@ impl UpstreamPool {
                 },
             }
         }
-        let mut sender = self.connect().await?;
-        let response = sender.send_request(request).await?;
-        Ok(self.track(response, sender))
+        let mut conn = self.connect().await?;
+        let response = conn.sender.send_request(request).await?;
+        Ok(self.track(response, conn))
     }
 
-    /// An idle connection that can take a request, preferring one driven by
-    /// this thread (on a serving thread, that keeps the whole exchange on it).
-    fn checkout(&self) -> Option<SendRequest<Body>> {
+    /// An idle connection driven by this thread that can take a request.
+    /// Each serving thread keeps its own connections (as each nginx worker
+    /// keeps its own keep-alive cache): lending one to another thread would
+    /// cost two cross-thread wake-ups on every request it carries.
+    fn checkout(&self) -> Option<Conn> {
         let here = std::thread::current().id();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            let entry = match idle.iter().rposition(|i| i.thread == here) {
-                Some(at) => idle.remove(at),
-                None => idle.pop()?,
-            };
-            if entry.since.elapsed() < IDLE_TIMEOUT && entry.sender.is_ready() {
-                return Some(entry.sender);
+            let at = idle.iter().rposition(|i| i.conn.driver == here)?;
+            let entry = idle.remove(at);
+            if entry.since.elapsed() < IDLE_TIMEOUT && entry.conn.sender.is_ready() {
+                return Some(entry.conn);
             }
         }
     }
 
-    async fn connect(&self) -> Result<SendRequest<Body>, PoolError> {
+    /// A new connection, driven by a task on this thread's runtime.
+    async fn connect(&self) -> Result<Conn, PoolError> {
         let stream = self
             .connector
             .clone()
@@ -114,19 +123,18 @@ impl UpstreamPool {
                 tracing::debug!(error = %e, "upstream connection ended with an error");
             }
         });
-        Ok(sender)
+        Ok(Conn {
+            sender,
+            driver: std::thread::current().id(),
+        })
     }
 
-    fn track(
-        self: &Arc<Self>,
-        response: Response<Incoming>,
-        sender: SendRequest<Body>,
-    ) -> Response<PooledBody> {
+    fn track(self: &Arc<Self>, response: Response<Incoming>, conn: Conn) -> Response<PooledBody> {
         let (parts, inner) = response.into_parts();
         let mut body = PooledBody {
             inner,
             lease: Some(Lease {
-                sender,
+                conn,
                 pool: self.clone(),
             }),
         };
@@ -137,39 +145,38 @@ impl UpstreamPool {
         Response::from_parts(parts, body)
     }
 
-    fn put(&self, sender: SendRequest<Body>) {
+    fn put(&self, conn: Conn) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() >= MAX_IDLE {
-            idle.retain(|i| !i.sender.is_closed() && i.since.elapsed() < IDLE_TIMEOUT);
+            idle.retain(|i| !i.conn.sender.is_closed() && i.since.elapsed() < IDLE_TIMEOUT);
             if idle.len() >= MAX_IDLE {
                 return;
             }
         }
         idle.push(Idle {
-            sender,
+            conn,
             since: Instant::now(),
-            thread: std::thread::current().id(),
         });
     }
 }
 
 /// A connection lent to one response.
 struct Lease {
-    sender: SendRequest<Body>,
+    conn: Conn,
     pool: Arc<UpstreamPool>,
 }
 
 impl Lease {
     fn give_back(self) {
-        let Lease { mut sender, pool } = self;
-        if sender.is_ready() {
-            pool.put(sender);
-        } else if !sender.is_closed() {
+        let Lease { mut conn, pool } = self;
+        if conn.sender.is_ready() {
+            pool.put(conn);
+        } else if !conn.sender.is_closed() {
             // The connection task has not yet taken in the end of the
             // response; wait for it off the request path.
             tokio::spawn(async move {
-                if sender.ready().await.is_ok() {
-                    pool.put(sender);
+                if conn.sender.ready().await.is_ok() {
+                    pool.put(conn);
                 }
             });
         }
@@ -215,5 +222,113 @@ impl HttpBody for PooledBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc;
+
+    use http_body_util::BodyExt as _;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    }
+
+    /// A keep-alive HTTP/1.1 upstream on its own thread that counts the
+    /// connections it accepts.
+    fn upstream() -> (Uri, Arc<AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let origin = Uri::try_from(format!("http://{}", listener.local_addr().expect("addr")))
+            .expect("origin");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        std::thread::spawn(move || {
+            runtime().block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                while let Ok((stream, _)) = listener.accept().await {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(
+                        TokioIo::new(stream),
+                        service_fn(|_req| async {
+                            Ok::<_, std::convert::Infallible>(Response::new(crate::full_body(
+                                Bytes::from_static(b"ok"),
+                            )))
+                        }),
+                    ));
+                }
+            });
+        });
+        (origin, accepted)
+    }
+
+    /// Starts a thread with its own runtime, as a serving thread has, that
+    /// sends `n` sequential requests through `pool`, reports on `sent`, and
+    /// keeps running its runtime (and so its connections) until `done`.
+    fn serving_thread(
+        pool: &Arc<UpstreamPool>,
+        n: usize,
+    ) -> (
+        mpsc::Receiver<()>,
+        tokio::sync::oneshot::Sender<()>,
+        std::thread::JoinHandle<()>,
+    ) {
+        let pool = pool.clone();
+        let (sent, sent_rx) = mpsc::channel();
+        let (done, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            runtime().block_on(async move {
+                for _ in 0..n {
+                    let request = Request::builder()
+                        .uri("/")
+                        .header(http::header::HOST, "upstream")
+                        .body(crate::full_body(Bytes::new()))
+                        .expect("request");
+                    let response = pool.send(request).await.expect("response");
+                    let body = response.into_body().collect().await.expect("body");
+                    assert_eq!(body.to_bytes().as_ref(), b"ok");
+                    // Let the connection task take in the end of the response.
+                    tokio::task::yield_now().await;
+                }
+                let _ = sent.send(());
+                let _ = done_rx.await;
+            });
+        });
+        (sent_rx, done, thread)
+    }
+
+    #[test]
+    fn a_connection_is_reused_only_by_the_thread_that_drives_it() {
+        let (origin, accepted) = upstream();
+        let pool = UpstreamPool::new(origin, Duration::from_secs(5));
+        let (first_sent, first_done, first) = serving_thread(&pool, 3);
+        first_sent.recv().expect("first thread's requests");
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "one thread's sequential requests share one connection"
+        );
+        // The first thread's connection is idle in the pool and alive, but
+        // another thread opens its own rather than borrow it.
+        let (second_sent, second_done, second) = serving_thread(&pool, 3);
+        second_sent.recv().expect("second thread's requests");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            pool.idle.lock().expect("pool").len(),
+            2,
+            "each thread's connection went back to the pool"
+        );
+        let _ = (first_done.send(()), second_done.send(()));
+        first.join().expect("first thread");
+        second.join().expect("second thread");
     }
 }

@@ -6,13 +6,17 @@
 //! but at most once per `jwks.min_refetch_interval_sec`, so a flood of tokens
 //! with random kids cannot turn the gateway into a amplifier against the
 //! platform. Concurrent refetches of one URL are merged into one. Only RSA
-//! signing keys are taken; a key without `alg` is taken as RS256.
+//! signing keys are taken; a key without `alg` is taken as RS256. Each key
+//! is parsed once, when its set is loaded, not on every verification.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jsonwebtoken::DecodingKey;
+use aws_lc_rs::error::KeyRejected;
+use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tokio::time::Instant;
 use url::Url;
 
@@ -34,10 +38,43 @@ pub enum JwksError {
     NotJwks,
 }
 
+/// One platform verification key, for RS256.
+pub struct PlatformKey {
+    /// `Err` when aws-lc cannot make a key of the components: nothing then
+    /// verifies with it. (Keys outside 2048-8192 bits parse, but verify
+    /// nothing either: the size is checked on each verification.)
+    parsed: Result<ParsedPublicKey, KeyRejected>,
+}
+
+impl PlatformKey {
+    /// A key from its modulus and exponent (big-endian bytes).
+    pub fn from_components(n: &[u8], e: &[u8]) -> Self {
+        Self {
+            parsed: RsaPublicKeyComponents { n, e }
+                .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256),
+        }
+    }
+
+    /// A key from a JWK's base64url `n` and `e`.
+    pub fn from_jwk_components(n: &str, e: &str) -> Option<Self> {
+        let n = URL_SAFE_NO_PAD.decode(n).ok()?;
+        let e = URL_SAFE_NO_PAD.decode(e).ok()?;
+        Some(Self::from_components(&n, &e))
+    }
+
+    /// Whether `signature` is this key's RS256 (RSASSA-PKCS1-v1_5 with
+    /// SHA-256) signature of `message`.
+    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.parsed
+            .as_ref()
+            .is_ok_and(|key| key.verify_sig(message, signature).is_ok())
+    }
+}
+
 /// Verification keys by `kid`.
 #[derive(Default)]
 pub struct KeySet {
-    keys: HashMap<String, Arc<DecodingKey>>,
+    keys: HashMap<String, Arc<PlatformKey>>,
 }
 
 impl KeySet {
@@ -62,7 +99,10 @@ impl KeySet {
             if !usable || kid.is_empty() {
                 continue;
             }
-            if let Ok(key) = DecodingKey::from_rsa_components(n, e) {
+            if let Some(key) = PlatformKey::from_jwk_components(n, e) {
+                if let Err(e) = &key.parsed {
+                    tracing::warn!(kid, error = %e, "a platform key is not a usable RS256 key; nothing signed with it will verify");
+                }
                 keys.insert(kid.to_owned(), Arc::new(key));
             }
         }
@@ -73,7 +113,7 @@ impl KeySet {
         self.keys.is_empty()
     }
 
-    fn get(&self, kid: &str) -> Option<Arc<DecodingKey>> {
+    fn get(&self, kid: &str) -> Option<Arc<PlatformKey>> {
         self.keys.get(kid).cloned()
     }
 }
@@ -120,7 +160,7 @@ impl PlatformKeys {
 
     /// The verification key for `kid`, fetching or refetching the set as the
     /// cache and rate-limit rules allow.
-    pub async fn key(&self, kid: &str, client: &HttpClient) -> Result<Arc<DecodingKey>, JwksError> {
+    pub async fn key(&self, kid: &str, client: &HttpClient) -> Result<Arc<PlatformKey>, JwksError> {
         match &self.source {
             Source::Inline(set) => set
                 .get(kid)
@@ -131,7 +171,7 @@ impl PlatformKeys {
 }
 
 impl UrlKeys {
-    async fn key(&self, kid: &str, client: &HttpClient) -> Result<Arc<DecodingKey>, JwksError> {
+    async fn key(&self, kid: &str, client: &HttpClient) -> Result<Arc<PlatformKey>, JwksError> {
         let Self {
             url,
             config,
@@ -139,7 +179,7 @@ impl UrlKeys {
             last_refetch,
             fetching,
         } = self;
-        let lookup = || -> (Option<Arc<DecodingKey>>, bool, bool) {
+        let lookup = || -> (Option<Arc<PlatformKey>>, bool, bool) {
             let guard = cached.lock().unwrap_or_else(|p| p.into_inner());
             match guard.as_ref() {
                 None => (None, false, false),
@@ -246,5 +286,31 @@ mod tests {
         kids.sort();
         assert_eq!(kids, ["openedx", "plain"]);
         assert!(KeySet::from_jwks(&json!({"nope": 1})).is_empty());
+    }
+
+    #[test]
+    fn a_key_verifies_its_own_rs256_signatures_only() {
+        let generated = crate::keys::generate("k").expect("generate");
+        let tool = crate::keys::ToolKey::from_pem("k", None, generated.private_pem.as_bytes())
+            .expect("tool key");
+        let token = tool.sign(&json!({"sub": "s"})).expect("sign");
+        let (signed, signature) = token.rsplit_once('.').expect("jws");
+        let signature = URL_SAFE_NO_PAD.decode(signature).expect("base64");
+        let jwk = &generated.public_jwk;
+        let key = PlatformKey::from_jwk_components(
+            jwk["n"].as_str().expect("n"),
+            jwk["e"].as_str().expect("e"),
+        )
+        .expect("key");
+        assert!(key.verifies(signed.as_bytes(), &signature));
+        assert!(!key.verifies(format!("{signed}x").as_bytes(), &signature));
+        let other = crate::keys::generate("o").expect("generate").public_jwk;
+        let other = PlatformKey::from_jwk_components(
+            other["n"].as_str().expect("n"),
+            other["e"].as_str().expect("e"),
+        )
+        .expect("key");
+        assert!(!other.verifies(signed.as_bytes(), &signature));
+        assert!(PlatformKey::from_jwk_components("not base64!", "AQAB").is_none());
     }
 }

@@ -6,9 +6,15 @@
 //! or the pylti1p3 baseline): all logins are timed, then every id_token is
 //! signed (not timed, so the client's RSA signing is never the bottleneck),
 //! then all launches are timed; the rate is launches / (login + launch time).
+//!
+//! The client shares the cores with the tool it measures, so it is kept
+//! lean: one single-threaded runtime, and `concurrency` workers that each
+//! keep one HTTP/1.1 connection (reopened when the tool closes it, as
+//! gunicorn's sync workers do after every response).
 
-use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::encoding::AsDer;
@@ -16,9 +22,13 @@ use aws_lc_rs::rsa::{KeyPair, KeySize};
 use aws_lc_rs::signature::KeyPair as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt as _, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
 
 const ISSUER: &str = "https://bench-platform.test";
 const CLIENT_ID: &str = "bench-client";
@@ -35,7 +45,7 @@ fn need(args: &[String], name: &str) -> String {
     arg(args, name).unwrap_or_else(|| panic!("missing {name}"))
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     ltigate::install_crypto_provider();
     let args: Vec<String> = std::env::args().collect();
@@ -79,8 +89,9 @@ fn keys(dir: &str) {
 }
 
 struct Flow {
-    http: reqwest::Client,
-    login_url: String,
+    /// The tool's address: the login URL's and every launch URL's.
+    addr: SocketAddr,
+    login_url: url::Url,
     target: String,
     key: EncodingKey,
 }
@@ -89,8 +100,64 @@ struct Flow {
 struct Pending {
     state: String,
     nonce: String,
-    redirect_uri: String,
+    /// The launch URL's path and query.
+    redirect_path: String,
     cookie: String,
+}
+
+/// What the workers do: every login, or every launch of the signed logins.
+#[derive(Clone)]
+enum Phase {
+    Logins,
+    Launches(Arc<Vec<(Pending, String)>>),
+}
+
+/// One keep-alive HTTP/1.1 connection to the tool, reopened when closed.
+struct Conn {
+    addr: SocketAddr,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl Conn {
+    fn new(addr: SocketAddr) -> Self {
+        Self { addr, sender: None }
+    }
+
+    /// Sends `request` and reads the whole response.
+    async fn send(&mut self, request: Request<Full<Bytes>>) -> (StatusCode, HeaderMap, Bytes) {
+        let sender = loop {
+            if let Some(sender) = self.sender.as_mut()
+                && sender.ready().await.is_ok()
+            {
+                break sender;
+            }
+            let stream = tokio::net::TcpStream::connect(self.addr)
+                .await
+                .expect("connect to the tool");
+            stream.set_nodelay(true).expect("nodelay");
+            let (sender, connection) = http1::handshake(TokioIo::new(stream))
+                .await
+                .expect("handshake");
+            tokio::spawn(connection);
+            self.sender = Some(sender);
+        };
+        let response: Response<_> = sender.send_request(request).await.expect("request");
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.expect("response body").to_bytes();
+        (parts.status, parts.headers, body)
+    }
+}
+
+/// `name=value` of each `Set-Cookie`, joined as a `Cookie` header.
+fn cookies(headers: &HeaderMap, keep: impl Fn(&str) -> bool) -> String {
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|c| c.split(';').next())
+        .filter(|c| keep(c))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// CPU time this process has used (user + system), from `/proc/self/stat`,
@@ -114,55 +181,59 @@ fn now() -> u64 {
 impl Flow {
     fn new(args: &[String]) -> Self {
         let pem = std::fs::read(need(args, "--key")).expect("read key");
+        let login_url = url::Url::parse(&need(args, "--login")).expect("--login");
+        let addr = login_url
+            .socket_addrs(|| None)
+            .expect("login address")
+            .into_iter()
+            .next()
+            .expect("login address");
         Self {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .pool_max_idle_per_host(256)
-                .build()
-                .expect("client"),
-            login_url: need(args, "--login"),
+            addr,
+            login_url,
             target: need(args, "--target"),
             key: EncodingKey::from_rsa_pem(&pem).expect("key"),
         }
     }
 
-    async fn login(&self, hint: usize) -> Pending {
-        let r = self
-            .http
-            .get(&self.login_url)
-            .query(&[
-                ("iss", ISSUER),
-                ("login_hint", &format!("learner-{hint}")),
-                ("target_link_uri", &self.target),
-                ("client_id", CLIENT_ID),
-                ("lti_deployment_id", DEPLOYMENT),
-            ])
-            .send()
-            .await
+    fn host(&self) -> String {
+        self.login_url[url::Position::BeforeHost..url::Position::AfterPort].to_owned()
+    }
+
+    async fn login(&self, conn: &mut Conn, hint: usize) -> Pending {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("iss", ISSUER)
+            .append_pair("login_hint", &format!("learner-{hint}"))
+            .append_pair("target_link_uri", &self.target)
+            .append_pair("client_id", CLIENT_ID)
+            .append_pair("lti_deployment_id", DEPLOYMENT)
+            .finish();
+        let request = Request::get(format!("{}?{query}", self.login_url.path()))
+            .header(header::HOST, self.host())
+            .body(Full::default())
             .expect("login request");
-        assert!(r.status().is_redirection(), "login answered {}", r.status());
-        let location = r.headers()["location"]
-            .to_str()
-            .expect("location")
-            .to_owned();
-        let cookie = r
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .filter_map(|c| c.split(';').next())
-            .collect::<Vec<_>>()
-            .join("; ");
-        let query: HashMap<String, String> = url::Url::parse(&location)
-            .expect("auth url")
-            .query_pairs()
-            .into_owned()
-            .collect();
+        let (status, headers, _) = conn.send(request).await;
+        assert!(status.is_redirection(), "login answered {status}");
+        let location = headers[header::LOCATION].to_str().expect("location");
+        let auth = url::Url::parse(location).expect("auth url");
+        let param = |name: &str| {
+            auth.query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_else(|| panic!("no {name} in the auth redirect"))
+        };
+        let redirect = url::Url::parse(&param("redirect_uri")).expect("redirect_uri");
+        assert_eq!(
+            redirect.socket_addrs(|| None).expect("redirect address")[0],
+            self.addr,
+            "the launch goes to the login's host"
+        );
         Pending {
-            state: query["state"].clone(),
-            nonce: query["nonce"].clone(),
-            redirect_uri: query["redirect_uri"].clone(),
-            cookie,
+            state: param("state"),
+            nonce: param("nonce"),
+            redirect_path: redirect[url::Position::BeforePath..url::Position::AfterQuery]
+                .to_owned(),
+            cookie: cookies(&headers, |_| true),
         }
     }
 
@@ -185,81 +256,90 @@ impl Flow {
     }
 
     /// Posts a launch; returns the cookies it set.
-    async fn launch(&self, p: &Pending, token: &str) -> String {
-        let r = self
-            .http
-            .post(&p.redirect_uri)
-            .header("cookie", &p.cookie)
-            .form(&[("id_token", token), ("state", p.state.as_str())])
-            .send()
-            .await
+    async fn launch(&self, conn: &mut Conn, p: &Pending, token: &str) -> String {
+        let form = form_urlencoded::Serializer::new(String::new())
+            .append_pair("id_token", token)
+            .append_pair("state", &p.state)
+            .finish();
+        let request = Request::post(p.redirect_path.as_str())
+            .header(header::HOST, self.host())
+            .header(header::COOKIE, p.cookie.as_str())
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(form)))
             .expect("launch request");
-        let status = r.status();
-        let cookies = r
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .filter_map(|c| c.split(';').next())
-            .filter(|c| !c.ends_with('='))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let body = r.text().await.unwrap_or_default();
+        let (status, headers, body) = conn.send(request).await;
         assert!(
             status.is_success() || status.is_redirection(),
             "launch answered {status}: {}",
-            body.chars().take(300).collect::<String>()
+            String::from_utf8_lossy(&body)
+                .chars()
+                .take(300)
+                .collect::<String>()
         );
-        cookies
+        cookies(&headers, |c| !c.ends_with('='))
     }
 
     async fn launch_once(&self) -> String {
-        let p = self.login(0).await;
+        let mut conn = Conn::new(self.addr);
+        let p = self.login(&mut conn, 0).await;
         let token = self.sign(&p, 0);
-        self.launch(&p, &token).await
+        self.launch(&mut conn, &p, &token).await
+    }
+
+    /// Runs `phase` for every `i` in `0..n` on `concurrency` workers, each
+    /// with its own connection; returns the logins' outcomes in order.
+    async fn run_all(self: &Arc<Self>, n: usize, concurrency: usize, phase: Phase) -> Vec<Pending> {
+        let next = Arc::new(AtomicUsize::new(0));
+        let mut workers = Vec::with_capacity(concurrency);
+        for _ in 0..concurrency {
+            let (flow, next, phase) = (self.clone(), next.clone(), phase.clone());
+            workers.push(tokio::spawn(async move {
+                let mut conn = Conn::new(flow.addr);
+                let mut logins = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        return logins;
+                    }
+                    match &phase {
+                        Phase::Logins => logins.push((i, flow.login(&mut conn, i).await)),
+                        Phase::Launches(signed) => {
+                            let (p, token) = &signed[i];
+                            flow.launch(&mut conn, p, token).await;
+                        }
+                    }
+                }
+            }));
+        }
+        let mut logins = Vec::with_capacity(n);
+        for w in workers {
+            logins.extend(w.await.expect("worker"));
+        }
+        logins.sort_by_key(|(i, _)| *i);
+        logins.into_iter().map(|(_, p)| p).collect()
     }
 
     async fn launches(self, n: usize, concurrency: usize) -> Value {
         let flow = Arc::new(self);
-        let gate = Arc::new(Semaphore::new(concurrency));
         let cpu_before_logins = cpu_ticks();
         let started = Instant::now();
-        let mut tasks = Vec::with_capacity(n);
-        for i in 0..n {
-            let (flow, gate) = (flow.clone(), gate.clone());
-            tasks.push(tokio::spawn(async move {
-                let _permit = gate.acquire_owned().await.expect("semaphore");
-                flow.login(i).await
-            }));
-        }
-        let mut pending = Vec::with_capacity(n);
-        for t in tasks {
-            pending.push(t.await.expect("login task"));
-        }
+        let pending = flow.run_all(n, concurrency, Phase::Logins).await;
         let login_secs = started.elapsed().as_secs_f64();
         let login_ticks = cpu_ticks() - cpu_before_logins;
         // Not timed: the platform's signing.
-        let signed: Vec<(Pending, String)> = pending
-            .into_iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let t = flow.sign(&p, i);
-                (p, t)
-            })
-            .collect();
+        let signed: Arc<Vec<(Pending, String)>> = Arc::new(
+            pending
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let t = flow.sign(&p, i);
+                    (p, t)
+                })
+                .collect(),
+        );
         let cpu_before_launches = cpu_ticks();
         let started = Instant::now();
-        let mut tasks = Vec::with_capacity(n);
-        for (p, token) in signed {
-            let (flow, gate) = (flow.clone(), gate.clone());
-            tasks.push(tokio::spawn(async move {
-                let _permit = gate.acquire_owned().await.expect("semaphore");
-                flow.launch(&p, &token).await
-            }));
-        }
-        for t in tasks {
-            t.await.expect("launch task");
-        }
+        flow.run_all(n, concurrency, Phase::Launches(signed)).await;
         let launch_secs = started.elapsed().as_secs_f64();
         let timed_ticks = login_ticks + cpu_ticks() - cpu_before_launches;
         json!({

@@ -513,15 +513,14 @@ where
     let assertion = asserter
         .assertion(session_id, session, launched)
         .map_err(|e| Rejection::Internal(e.to_string()))?;
+    // The assertion carries the identity; the plain headers, when on, need
+    // their own copies (and the username computed).
+    let plain = asserter.config().identity_headers;
     let identity = Identity {
         assertion,
-        // The assertion carries the username; the plain header needs it computed.
-        username: asserter
-            .config()
-            .identity_headers
-            .then(|| asserter.username(&session.user)),
-        email: launched.launch.email.clone(),
-        name: launched.launch.name.clone(),
+        username: plain.then(|| asserter.username(&session.user)),
+        email: plain.then(|| launched.launch.email.clone()).flatten(),
+        name: plain.then(|| launched.launch.name.clone()).flatten(),
     };
     let peer = req
         .extensions()

@@ -286,7 +286,7 @@ impl Proxy {
     /// ltigate may set, and ltigate's own cookies. (`Host` is replaced.)
     fn strip_request_headers(&self, headers: &mut HeaderMap) {
         remove_connection_headers(headers, |n| {
-            n == header::AUTHORIZATION || self.is_stripped(n)
+            n == header::AUTHORIZATION || self.is_stripped(n.as_str())
         });
         if headers.contains_key(header::COOKIE) {
             let kept: Vec<HeaderValue> = headers
@@ -410,42 +410,49 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     header::UPGRADE,
 ];
 
-fn is_hop_by_hop(name: &str) -> bool {
-    HOP_BY_HOP.iter().any(|h| h.as_str() == name)
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    // Standard names compare by their tag, without touching the bytes.
+    HOP_BY_HOP.iter().any(|h| h == name)
 }
 
-/// Removes hop-by-hop headers, those `Connection` names, and any for which
-/// `also` holds, in one pass over the names.
-fn remove_connection_headers(headers: &mut HeaderMap, also: impl Fn(&str) -> bool) {
-    let connection_named = connection_tokens(headers);
-    let dropped: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| {
-            let n = name.as_str();
-            is_hop_by_hop(n) || connection_named.iter().any(|c| c == n) || also(n)
-        })
-        .cloned()
-        .collect();
+/// Removes the hop-by-hop fields, every field the `Connection` header names,
+/// and the fields `also` picks.
+fn remove_connection_headers(headers: &mut HeaderMap, also: impl Fn(&HeaderName) -> bool) {
+    let dropped: Vec<HeaderName> = {
+        let listed = connection_tokens(headers);
+        headers
+            .keys()
+            .filter(|name| {
+                is_hop_by_hop(name)
+                    || also(name)
+                    || listed.iter().any(|t| t.eq_ignore_ascii_case(name.as_str()))
+            })
+            .cloned()
+            .collect()
+    };
     for name in &dropped {
         headers.remove(name);
     }
 }
 
-/// Header names listed in `Connection`, lower-cased.
-fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
+/// The field names a `Connection` header lists, as sent (compare them
+/// without regard to case).
+fn connection_tokens(headers: &HeaderMap) -> Vec<&str> {
     headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
+        .map(str::trim)
         .filter(|t| !t.is_empty())
         .collect()
 }
 
 fn is_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE)
-        || connection_tokens(headers).iter().any(|t| t == "upgrade")
+        || connection_tokens(headers)
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case("upgrade"))
 }
 
 fn classify(e: &PoolError, limit: u64) -> ProxyError {

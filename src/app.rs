@@ -221,20 +221,28 @@ where
 {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
+    // The LTI endpoints' futures are large and rare; boxing them keeps this
+    // future (moved into a box for every request) as small as the gated
+    // path's own.
     let result = match path.as_str() {
         "/healthz" => Ok(text(StatusCode::OK, "ok\n")),
-        "/readyz" => Ok(ready(app).await),
+        "/readyz" => Ok(Box::pin(ready(app)).await),
         p if is(p, crate::content::LOGIN_PATH) => match method {
-            Method::GET => login(app, form::query_pairs(&req)).await,
-            Method::POST => match form::form_pairs(req, MAX_FORM_BYTES).await {
-                Ok(pairs) => login(app, pairs).await,
-                Err(e) => Err(e.into()),
-            },
+            Method::GET => Box::pin(login(app, form::query_pairs(&req))).await,
+            Method::POST => {
+                Box::pin(async {
+                    match form::form_pairs(req, MAX_FORM_BYTES).await {
+                        Ok(pairs) => login(app, pairs).await,
+                        Err(e) => Err(e.into()),
+                    }
+                })
+                .await
+            }
             _ => Err(Rejection::MethodNotAllowed("GET, POST")),
         },
         p if is(p, LAUNCH_PATH) || is(p, crate::content::DEEP_LINKING_LAUNCH_PATH) => {
             match method {
-                Method::POST => launch(app, req).await,
+                Method::POST => Box::pin(launch(app, req)).await,
                 Method::GET | Method::HEAD => Err(Rejection::LaunchOpenedDirectly),
                 _ => Err(Rejection::MethodNotAllowed("POST")),
             }
@@ -245,7 +253,7 @@ where
         p if p.starts_with("/lti/1p3/pub/orgs/") => {
             get_only(&method).and_then(|()| org_jwks(app, p))
         }
-        p if p.starts_with(crate::deep_linking::PICKER_PREFIX) => picker(app, req).await,
+        p if p.starts_with(crate::deep_linking::PICKER_PREFIX) => Box::pin(picker(app, req)).await,
         p if p.starts_with(DISPLAY_PREFIX) => match method {
             Method::GET | Method::HEAD => display(app, req, id).await,
             _ => Err(Rejection::MethodNotAllowed("GET, HEAD")),

@@ -88,7 +88,9 @@ impl UpstreamPool {
                 },
             }
         }
-        let mut conn = self.connect().await?;
+        // Connecting (a TLS handshake, for an https upstream) is rare and its
+        // future is large; boxed, it does not weigh on every request's.
+        let mut conn = Box::pin(self.connect()).await?;
         let response = conn.sender.send_request(request).await?;
         Ok(self.track(response, conn))
     }

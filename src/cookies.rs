@@ -24,13 +24,7 @@ pub struct RequestCookies {
 
 impl RequestCookies {
     pub fn from_headers(headers: &HeaderMap) -> Self {
-        let pairs = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(Cookie::split_parse)
-            .filter_map(Result::ok)
-            .take(MAX_COOKIES)
+        let pairs = parsed(headers)
             .map(|c| (c.name().to_owned(), c.value().to_owned()))
             .collect();
         Self { pairs }
@@ -39,16 +33,21 @@ impl RequestCookies {
     /// The value of one cookie, without collecting the others: the gated
     /// path needs only the session cookie.
     pub fn one(headers: &HeaderMap, name: &str) -> Option<String> {
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(Cookie::split_parse)
-            .filter_map(Result::ok)
-            .take(MAX_COOKIES)
+        parsed(headers)
             .find(|c| c.name() == name)
             .map(|c| c.value().to_owned())
     }
+}
+
+/// The first [`MAX_COOKIES`] well-formed cookies of every `Cookie` header.
+fn parsed(headers: &HeaderMap) -> impl Iterator<Item = Cookie<'_>> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .take(MAX_COOKIES)
 }
 
 impl BrowserCookies for RequestCookies {

@@ -41,7 +41,7 @@ const MAX_FORM_BYTES: usize = 256 * 1024;
 /// The state cookie is sent only to the LTI endpoints.
 const STATE_COOKIE_PATH: &str = "/lti/1p3/";
 
-/// The client's address, put on each request by the server, with its
+/// The client's address, given with each request by the server, with its
 /// `X-Forwarded-For` form rendered once per connection.
 #[derive(Debug, Clone)]
 pub struct PeerAddr {
@@ -58,9 +58,8 @@ impl PeerAddr {
     }
 }
 
-/// What the gateway decided, for the access log.
-#[derive(Debug, Clone, Copy)]
-pub struct AccessNote(pub &'static str);
+/// A response, and what the gateway decided for the access log.
+type Answer = (Response<Body>, &'static str);
 
 /// Everything a request handler needs, built once.
 pub struct AppState {
@@ -183,8 +182,8 @@ impl RequestId {
     }
 }
 
-/// Handles one request and logs it.
-pub async fn handle<B>(app: Arc<AppState>, req: Request<B>) -> Response<Body>
+/// Handles one request from `peer` and logs it.
+pub async fn handle<B>(app: Arc<AppState>, req: Request<B>, peer: PeerAddr) -> Response<Body>
 where
     B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
@@ -193,18 +192,24 @@ where
     let id = RequestId::new();
     let method = req.method().clone();
     let uri = req.uri().clone();
-    let mut response = route(&app, req, id.as_str()).await;
-    let note = response
-        .extensions()
-        .get::<AccessNote>()
-        .map_or("-", |n| n.0);
+    let origin = Origin {
+        peer: peer.forwarded_for.as_ref(),
+        request_id: id.as_str(),
+    };
+    let (mut response, decision) = match route(&app, req, origin).await {
+        Ok(answer) => answer,
+        Err(rejection) => {
+            let reason = rejection.reason();
+            (rejection.into_response(), reason)
+        }
+    };
     crate::logging::access(&crate::logging::Access {
         request_id: id.as_str(),
         method: method.as_str(),
         path: uri.path(),
         status: response.status().as_u16(),
         duration: started.elapsed(),
-        decision: note,
+        decision,
     });
     if let Ok(v) = HeaderValue::from_str(id.as_str()) {
         response
@@ -214,7 +219,7 @@ where
     response
 }
 
-async fn route<B>(app: &AppState, req: Request<B>, id: &str) -> Response<Body>
+async fn route<B>(app: &AppState, req: Request<B>, origin: Origin<'_>) -> Result<Answer, Rejection>
 where
     B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
@@ -224,7 +229,7 @@ where
     // The LTI endpoints' futures are large and rare; boxing them keeps this
     // future (moved into a box for every request) as small as the gated
     // path's own.
-    let result = match path.as_str() {
+    match path.as_str() {
         "/healthz" => Ok(text(StatusCode::OK, "ok\n")),
         "/readyz" => Ok(Box::pin(ready(app)).await),
         p if is(p, crate::content::LOGIN_PATH) => match method {
@@ -255,19 +260,18 @@ where
         }
         p if p.starts_with(crate::deep_linking::PICKER_PREFIX) => Box::pin(picker(app, req)).await,
         p if p.starts_with(DISPLAY_PREFIX) => match method {
-            Method::GET | Method::HEAD => display(app, req, id).await,
+            Method::GET | Method::HEAD => display(app, req, origin).await,
             _ => Err(Rejection::MethodNotAllowed("GET, HEAD")),
         },
         p if p.starts_with("/lti/") => Err(Rejection::NotFound),
         _ => match &app.proxy {
-            Some(_) => gated(app, req, id).await,
+            Some(_) => gated(app, req, origin).await,
             None => Err(Rejection::NotFound),
         },
-    };
-    result.unwrap_or_else(Rejection::into_response)
+    }
 }
 
-async fn picker<B>(app: &AppState, req: Request<B>) -> Result<Response<Body>, Rejection>
+async fn picker<B>(app: &AppState, req: Request<B>) -> Result<Answer, Rejection>
 where
     B: http_body::Body<Data = Bytes> + Send,
     B::Error: Into<BoxError>,
@@ -276,15 +280,14 @@ where
         return Err(Rejection::NotFound);
     };
     let cookies = RequestCookies::from_headers(req.headers());
-    let mut response = match *req.method() {
+    let response = match *req.method() {
         Method::GET | Method::HEAD => {
             crate::deep_linking::show(app, &token, req.uri().query(), &cookies).await?
         }
         Method::POST => crate::deep_linking::submit(app, &token, req, &cookies).await?,
         _ => return Err(Rejection::MethodNotAllowed("GET, POST")),
     };
-    response.extensions_mut().insert(AccessNote("deep_linking"));
-    Ok(response)
+    Ok((response, "deep_linking"))
 }
 
 fn get_only(method: &Method) -> Result<(), Rejection> {
@@ -294,7 +297,7 @@ fn get_only(method: &Method) -> Result<(), Rejection> {
     }
 }
 
-async fn login(app: &AppState, pairs: Vec<(String, String)>) -> Result<Response<Body>, Rejection> {
+async fn login(app: &AppState, pairs: Vec<(String, String)>) -> Result<Answer, Rejection> {
     let params = LoginParams::from_pairs(pairs)?;
     let redirect = login::login(app, params).await?;
     let mut response = redirect_to(&redirect.location)?;
@@ -308,11 +311,10 @@ async fn login(app: &AppState, pairs: Vec<(String, String)>) -> Result<Response<
             ttl,
         ),
     );
-    response.extensions_mut().insert(AccessNote("login"));
-    Ok(response)
+    Ok((response, "login"))
 }
 
-async fn launch<B>(app: &AppState, req: Request<B>) -> Result<Response<Body>, Rejection>
+async fn launch<B>(app: &AppState, req: Request<B>) -> Result<Answer, Rejection>
 where
     B: http_body::Body<Data = Bytes> + Send,
     B::Error: Into<BoxError>,
@@ -340,8 +342,7 @@ where
                 app.cookies
                     .clear(&state_cookie_name(&state), STATE_COOKIE_PATH),
             );
-            response.extensions_mut().insert(AccessNote("launch"));
-            Ok(response)
+            Ok((response, "launch"))
         }
         Ok(Launched::DeepLinking {
             location,
@@ -370,11 +371,12 @@ where
                 app.cookies
                     .clear(&state_cookie_name(&state), STATE_COOKIE_PATH),
             );
-            response.extensions_mut().insert(AccessNote("deep_linking"));
-            Ok(response)
+            Ok((response, "deep_linking"))
         }
         Err(e) => {
-            let mut response = Rejection::from(e).into_response();
+            let rejection = Rejection::from(e);
+            let reason = rejection.reason();
+            let mut response = rejection.into_response();
             // The login state is spent either way: drop its cookie too.
             if let Some(state) = state.filter(|s| crate::session::is_token(s)) {
                 response.headers_mut().append(
@@ -383,7 +385,7 @@ where
                         .clear(&state_cookie_name(&state), STATE_COOKIE_PATH),
                 );
             }
-            Ok(response)
+            Ok((response, reason))
         }
     }
 }
@@ -393,7 +395,11 @@ fn session_cookie<B>(app: &AppState, req: &Request<B>) -> Option<String> {
     RequestCookies::one(req.headers(), &app.sessions.config().cookie_name)
 }
 
-async fn display<B>(app: &AppState, req: Request<B>, id: &str) -> Result<Response<Body>, Rejection>
+async fn display<B>(
+    app: &AppState,
+    req: Request<B>,
+    origin: Origin<'_>,
+) -> Result<Answer, Rejection>
 where
     B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
@@ -420,29 +426,26 @@ where
                 "Access until: {} (Unix time)",
                 session.grant_expiry(grant)
             ));
-        let mut response = html(StatusCode::OK, page.render());
-        response.extensions_mut().insert(AccessNote("display"));
-        return Ok(response);
+        return Ok((html(StatusCode::OK, page.render()), "display"));
     };
     let target = proxy.display_target(&content, req.uri().query());
     let session_id = session_id.unwrap_or_default();
-    let mut response = forward_for(
+    let response = forward_for(
         (proxy, asserter),
         req,
         &target,
         (&session_id, &session),
         index,
-        id,
+        origin,
     )
     .await?;
     if response.status() == StatusCode::NOT_FOUND {
         return Err(Rejection::ContentNotFound);
     }
-    response.extensions_mut().insert(AccessNote("display"));
-    Ok(response)
+    Ok((response, "display"))
 }
 
-async fn gated<B>(app: &AppState, req: Request<B>, id: &str) -> Result<Response<Body>, Rejection>
+async fn gated<B>(app: &AppState, req: Request<B>, origin: Origin<'_>) -> Result<Answer, Rejection>
 where
     B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
@@ -484,23 +487,21 @@ where
         None => path.as_str().to_owned(),
     };
     let session_id = session_id.unwrap_or_default();
-    let mut response = forward_for(
+    let response = forward_for(
         (proxy, asserter),
         req,
         &target,
         (&session_id, &session),
         grant,
-        id,
+        origin,
     )
     .await?;
-    response
-        .extensions_mut()
-        .insert(AccessNote(match app.rules()[rule].scope {
-            crate::rules::Scope::Usage => "allow:usage",
-            crate::rules::Scope::Course => "allow:course",
-            crate::rules::Scope::Public => "allow:public",
-        }));
-    Ok(response)
+    let decision = match app.rules()[rule].scope {
+        crate::rules::Scope::Usage => "allow:usage",
+        crate::rules::Scope::Course => "allow:course",
+        crate::rules::Scope::Public => "allow:public",
+    };
+    Ok((response, decision))
 }
 
 /// Forwards `req` to `target` on behalf of grant `grant` of the session,
@@ -511,7 +512,7 @@ async fn forward_for<B>(
     target: &str,
     (session_id, session): (&str, &Session),
     grant: usize,
-    request_id: &str,
+    origin: Origin<'_>,
 ) -> Result<Response<Body>, Rejection>
 where
     B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
@@ -530,16 +531,10 @@ where
         email: plain.then(|| launched.launch.email.clone()).flatten(),
         name: plain.then(|| launched.launch.name.clone()).flatten(),
     };
-    let peer = req
-        .extensions()
-        .get::<PeerAddr>()
-        .and_then(|p| p.forwarded_for.clone());
-    Ok(proxy
-        .forward(req, target, identity, Origin { peer, request_id })
-        .await?)
+    Ok(proxy.forward(req, target, identity, origin).await?)
 }
 
-fn org_jwks(app: &AppState, path: &str) -> Result<Response<Body>, Rejection> {
+fn org_jwks(app: &AppState, path: &str) -> Result<Answer, Rejection> {
     let org = path
         .strip_prefix("/lti/1p3/pub/orgs/")
         .and_then(|rest| {
@@ -553,7 +548,7 @@ fn org_jwks(app: &AppState, path: &str) -> Result<Response<Body>, Rejection> {
         .ok_or(Rejection::NotFound)
 }
 
-async fn ready(app: &AppState) -> Response<Body> {
+async fn ready(app: &AppState) -> Answer {
     if let Err(e) = app.store.ping().await {
         tracing::warn!(error = %e, "not ready: store unreachable");
         return text(StatusCode::SERVICE_UNAVAILABLE, "store unreachable\n");
@@ -576,7 +571,7 @@ fn redirect_to(location: &str) -> Result<Response<Body>, Rejection> {
     Ok(response)
 }
 
-fn json(body: Bytes) -> Response<Body> {
+fn json(body: Bytes) -> Answer {
     let mut response = Response::new(full_body(body));
     let h = response.headers_mut();
     h.insert(
@@ -591,11 +586,10 @@ fn json(body: Bytes) -> Response<Body> {
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
     );
-    response.extensions_mut().insert(AccessNote("jwks"));
-    response
+    (response, "jwks")
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+fn text(status: StatusCode, body: &'static str) -> Answer {
     let mut response = Response::new(full_body(Bytes::from_static(body.as_bytes())));
     *response.status_mut() = status;
     let h = response.headers_mut();
@@ -604,6 +598,5 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     no_store(h);
-    response.extensions_mut().insert(AccessNote("health"));
-    response
+    (response, "health")
 }

@@ -67,9 +67,10 @@ pub struct Identity {
 }
 
 /// Where the request comes from and what it is.
+#[derive(Clone, Copy)]
 pub struct Origin<'a> {
     /// The client's IP address, as `X-Forwarded-For` carries it.
-    pub peer: Option<HeaderValue>,
+    pub peer: Option<&'a HeaderValue>,
     pub request_id: &'a str,
 }
 
@@ -226,7 +227,7 @@ impl Proxy {
         self.strip_request_headers(headers);
         headers.insert(header::HOST, self.host.clone());
         if let Some(peer) = origin.peer {
-            headers.insert(X_FORWARDED_FOR, peer);
+            headers.insert(X_FORWARDED_FOR, peer.clone());
         }
         headers.insert(X_FORWARDED_PROTO, self.public_scheme.clone());
         headers.insert(X_FORWARDED_HOST, self.public_host.clone());

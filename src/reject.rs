@@ -185,9 +185,6 @@ impl Rejection {
             tracing::warn!(status = status.as_u16(), reason, error = %self, "request refused");
         }
         let mut response = html(status, self.page().render());
-        response
-            .extensions_mut()
-            .insert(crate::app::AccessNote(reason));
         if let Some(allow) = match self {
             Rejection::LaunchOpenedDirectly => Some("POST"),
             Rejection::MethodNotAllowed(allow) => Some(allow),

@@ -166,7 +166,7 @@ async fn serve_all(
         grades_addr = api_listener.local_addr().ok();
         let api_app = app.clone();
         let api: Handler =
-            Arc::new(move |req| Box::pin(crate::grades::api::handle(api_app.clone(), req)));
+            Arc::new(move |req, _| Box::pin(crate::grades::api::handle(api_app.clone(), req)));
         tasks.push(tokio::spawn(accept_loop(
             api_listener,
             api,
@@ -180,7 +180,8 @@ async fn serve_all(
         )));
     }
     let public_app = app.clone();
-    let public: Handler = Arc::new(move |req| Box::pin(handle(public_app.clone(), req)));
+    let public: Handler =
+        Arc::new(move |req, peer| Box::pin(handle(public_app.clone(), req, peer)));
     tasks.push(serve_per_core(
         addr,
         listeners,
@@ -287,10 +288,11 @@ fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ServeError> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Answers one request; the server puts the peer address on it first.
+/// Answers one request from the given client.
 type Handler = Arc<
     dyn Fn(
             http::Request<hyper::body::Incoming>,
+            PeerAddr,
         ) -> Pin<Box<dyn Future<Output = http::Response<crate::Body>> + Send>>
         + Send
         + Sync,
@@ -343,9 +345,8 @@ async fn accept_loop(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let peer_addr = PeerAddr::new(peer);
-            let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(peer_addr.clone());
-                let response = handler(req);
+            let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let response = handler(req, peer_addr.clone());
                 async move { Ok::<_, std::convert::Infallible>(response.await) }
             });
             match tls {

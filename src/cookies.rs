@@ -25,7 +25,7 @@ pub struct RequestCookies {
 impl RequestCookies {
     pub fn from_headers(headers: &HeaderMap) -> Self {
         let pairs = parsed(headers)
-            .map(|c| (c.name().to_owned(), c.value().to_owned()))
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
             .collect();
         Self { pairs }
     }
@@ -34,19 +34,26 @@ impl RequestCookies {
     /// path needs only the session cookie.
     pub fn one(headers: &HeaderMap, name: &str) -> Option<String> {
         parsed(headers)
-            .find(|c| c.name() == name)
-            .map(|c| c.value().to_owned())
+            .find(|(n, _)| *n == name)
+            .map(|(_, value)| value.to_owned())
     }
 }
 
-/// The first [`MAX_COOKIES`] well-formed cookies of every `Cookie` header.
-fn parsed(headers: &HeaderMap) -> impl Iterator<Item = Cookie<'_>> {
+/// The first [`MAX_COOKIES`] `name=value` pairs of every `Cookie` header,
+/// trimmed. Pairs without `=` or without a name are skipped; values are
+/// returned as sent (ltigate's own are base64url tokens, checked by their
+/// readers).
+fn parsed(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(Cookie::split_parse)
-        .filter_map(Result::ok)
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            let name = name.trim();
+            (!name.is_empty()).then(|| (name, value.trim()))
+        })
         .take(MAX_COOKIES)
 }
 
@@ -163,5 +170,32 @@ mod tests {
             (c.get("a"), c.get("c"), c.get("d")),
             (Some("1"), Some("3"), None)
         );
+    }
+
+    #[test]
+    fn malformed_pairs_are_skipped_and_the_first_copy_wins() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static(";junk; =orphan;  s = one ;s=two; e=; q=\"x\""),
+        );
+        assert_eq!(RequestCookies::one(&h, "s").as_deref(), Some("one"));
+        assert_eq!(RequestCookies::one(&h, "junk"), None);
+        assert_eq!(RequestCookies::one(&h, ""), None);
+        let c = RequestCookies::from_headers(&h);
+        assert_eq!((c.get("e"), c.get("q")), (Some(""), Some("\"x\"")));
+    }
+
+    #[test]
+    fn at_most_max_cookies_are_read() {
+        let mut h = HeaderMap::new();
+        let many: Vec<String> = (0..=MAX_COOKIES).map(|i| format!("c{i}=v")).collect();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_str(&many.join("; ")).expect("header"),
+        );
+        let last = format!("c{MAX_COOKIES}");
+        assert_eq!(RequestCookies::one(&h, "c0").as_deref(), Some("v"));
+        assert_eq!(RequestCookies::one(&h, &last), None);
     }
 }

@@ -214,13 +214,21 @@ impl Proxy {
         }
         let (parts, body) = req.into_parts();
         let uri = Uri::try_from(target).map_err(|e| ProxyError::Upstream(e.to_string()))?;
-        let limited = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-        let (body, mut body_sent) = SignalEnd::new(limited);
+        // A body already at its end (most GETs) is sent as an empty one: it
+        // counts as sent at once, and needs no limit or wrapper.
+        let (body, mut body_sent) = if body.is_end_stream() {
+            let empty = http_body_util::Empty::new().map_err(|never| match never {});
+            (empty.boxed(), None)
+        } else {
+            let limited = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+            let (body, sent) = SignalEnd::new(limited);
+            (body.boxed(), Some(sent))
+        };
         let mut upstream = Request::builder()
             .method(parts.method)
             .uri(uri)
             .version(Version::HTTP_11)
-            .body(body.boxed())
+            .body(body)
             .map_err(|e| ProxyError::Upstream(e.to_string()))?;
         let headers = upstream.headers_mut();
         *headers = parts.headers;
@@ -477,22 +485,14 @@ struct SignalEnd<B> {
 }
 
 impl<B: HttpBody> SignalEnd<B> {
-    /// The body, and what resolves once it has been sent: `None` for an
-    /// empty body, which counts as sent at once (it is never polled).
-    fn new(inner: B) -> (Self, Option<tokio::sync::oneshot::Receiver<()>>) {
-        if inner.is_end_stream() {
-            let body = Self {
-                inner: Box::pin(inner),
-                sent: None,
-            };
-            return (body, None);
-        }
+    /// The body, and what resolves once it has been sent.
+    fn new(inner: B) -> (Self, tokio::sync::oneshot::Receiver<()>) {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let body = Self {
             inner: Box::pin(inner),
             sent: Some(tx),
         };
-        (body, Some(rx))
+        (body, rx)
     }
 
     fn signal(&mut self) {

@@ -76,6 +76,9 @@ pub struct AppState {
     pub grades: Option<crate::grades::worker::GradesRuntime>,
     /// The LMS content catalog for deep linking; `None` without `[deep_linking]`.
     pub catalog: Option<crate::deep_linking::Catalog>,
+    /// `config.server.public_origin()`, rendered once: launches use it
+    /// several times each.
+    pub public_origin: String,
     cookies: CookiePolicy,
 }
 
@@ -133,6 +136,7 @@ impl AppState {
             .clone()
             .map(crate::deep_linking::Catalog::new);
         Ok(Arc::new(Self {
+            public_origin: config.server.public_origin(),
             config,
             clock,
             store,
@@ -149,7 +153,7 @@ impl AppState {
 
     /// The OIDC redirect URI platforms must register.
     pub fn redirect_uri(&self) -> String {
-        format!("{}{LAUNCH_PATH}", self.config.server.public_origin())
+        format!("{}{LAUNCH_PATH}", self.public_origin)
     }
 
     fn rules(&self) -> &[Rule] {

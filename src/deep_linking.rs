@@ -286,7 +286,7 @@ where
     {
         return Err(PickerError::TokenUnknown);
     }
-    let origin = app.config.server.public_origin();
+    let origin = &app.public_origin;
     let items: Vec<Value> = selected
         .iter()
         .map(|usage| {

@@ -263,7 +263,7 @@ pub async fn launch(
             return Ok(Launched::DeepLinking {
                 location: format!(
                     "{}{}",
-                    app.config.server.public_origin(),
+                    app.public_origin,
                     crate::deep_linking::picker_path(&token)
                 ),
                 state,
@@ -287,7 +287,7 @@ pub async fn launch(
     );
     Ok(Launched::Resource {
         session_id,
-        location: Target::Display(content).canonical_url(&app.config.server.public_origin()),
+        location: Target::Display(content).canonical_url(&app.public_origin),
         state,
     })
 }
@@ -489,9 +489,7 @@ fn accept_message(
             return Err(LaunchError::Target(TargetError::Endpoint("launch")));
         }
     };
-    if Target::Display(content.clone()).canonical_url(&app.config.server.public_origin())
-        != login.target
-    {
+    if Target::Display(content.clone()).canonical_url(&app.public_origin) != login.target {
         return Err(LaunchError::TargetMismatch);
     }
     crate::gate::check(reg.platform.gate.as_ref(), &content.usage).map_err(LaunchError::Gate)?;

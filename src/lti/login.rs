@@ -110,7 +110,7 @@ pub async fn login(app: &AppState, params: LoginParams) -> Result<LoginRedirect,
         issuer: platform.issuer.clone(),
         client_id: platform.client_id.clone(),
         nonce: nonce.clone(),
-        target: target.canonical_url(&app.config.server.public_origin()),
+        target: target.canonical_url(&app.public_origin),
         deployment_id: params.deployment_id.clone(),
     };
     let ttl = app.sessions.config().login_state_ttl_sec;

@@ -41,18 +41,16 @@ const MAX_FORM_BYTES: usize = 256 * 1024;
 /// The state cookie is sent only to the LTI endpoints.
 const STATE_COOKIE_PATH: &str = "/lti/1p3/";
 
-/// The client's address, given with each request by the server, with its
-/// `X-Forwarded-For` form rendered once per connection.
+/// The client's address, given with each request by the server in its
+/// `X-Forwarded-For` form, rendered once per connection.
 #[derive(Debug, Clone)]
 pub struct PeerAddr {
-    pub addr: SocketAddr,
     pub forwarded_for: Option<HeaderValue>,
 }
 
 impl PeerAddr {
     pub fn new(addr: SocketAddr) -> Self {
         Self {
-            addr,
             forwarded_for: HeaderValue::from_str(&addr.ip().to_string()).ok(),
         }
     }

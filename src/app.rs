@@ -96,6 +96,7 @@ impl AppState {
             config.session.clone(),
             sharing,
         );
+        let public_origin = config.server.public_origin();
         let cookies = CookiePolicy {
             https: config.server.is_https(),
             partitioned: config.session.partitioned_cookies,
@@ -112,7 +113,7 @@ impl AppState {
                     upstream.clone(),
                     assertion,
                     PublicSide {
-                        origin: config.server.public_origin(),
+                        origin: public_origin.clone(),
                         url: &config.server.public_url,
                         session_cookie: &config.session.cookie_name,
                         partitioned: config.session.partitioned_cookies,
@@ -121,7 +122,7 @@ impl AppState {
                 let asserter = Asserter::new(
                     assertion.clone(),
                     key.clone(),
-                    config.server.public_origin(),
+                    public_origin.clone(),
                     clock.clone(),
                 );
                 (proxy, asserter)
@@ -134,7 +135,7 @@ impl AppState {
             .clone()
             .map(crate::deep_linking::Catalog::new);
         Ok(Arc::new(Self {
-            public_origin: config.server.public_origin(),
+            public_origin,
             config,
             clock,
             store,

@@ -1,8 +1,8 @@
 //! Shared state: login state, sessions and grants, on an embedded database or Redis.
 //!
 //! Owns the [`Store`] trait and its two backends, [`embedded`] (redb, the
-//! default, survives restarts) and [`redis`] (shared by any number of gateway
-//! replicas). Both backends keep the same semantics, pinned by one test suite:
+//! default, survives restarts; login states in memory) and [`redis`] (shared
+//! by any number of gateway replicas). Both backends keep the same semantics, pinned by one test suite:
 //! every value has an absolute expiry that is checked on read against the
 //! gateway's clock; `take` is an atomic get-and-delete, so a single-use value
 //! can be consumed once only; `update` is an atomic read-modify-write.
@@ -11,6 +11,7 @@
 //! [`StoreError::Unavailable`] and callers fail closed.
 
 pub mod embedded;
+mod memory;
 pub mod redis;
 
 use std::sync::Arc;

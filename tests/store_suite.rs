@@ -196,9 +196,11 @@ async fn values_are_invisible_after_expiry(b: &Backend) {
     s.put(Namespace::Session, "long", b"l".to_vec(), now + 10_000)
         .await
         .expect("put");
-    s.put(Namespace::LoginState, "st", b"t".to_vec(), now + 100)
-        .await
-        .expect("put");
+    for ns in SINGLE_USE {
+        s.put(ns, "st", b"t".to_vec(), now + 100)
+            .await
+            .expect("put");
+    }
     b.clock.advance(50);
     assert_eq!(
         s.get(Namespace::Session, "short").await.expect("get"),
@@ -211,11 +213,13 @@ async fn values_are_invisible_after_expiry(b: &Backend) {
         None,
         "expired"
     );
-    assert_eq!(
-        s.take(Namespace::LoginState, "st").await.expect("take"),
-        None,
-        "an expired single-use value cannot be taken"
-    );
+    for ns in SINGLE_USE {
+        assert_eq!(
+            s.take(ns, "st").await.expect("take"),
+            None,
+            "{ns:?}: an expired single-use value cannot be taken"
+        );
+    }
     assert_eq!(
         s.get(Namespace::Session, "long").await.expect("get"),
         Some(b"l".to_vec()),
@@ -245,49 +249,40 @@ async fn values_are_invisible_after_expiry(b: &Backend) {
     );
 }
 
+/// The single-use namespaces: the embedded store keeps login states in
+/// memory and picker tokens in redb, so both kinds of table are covered.
+const SINGLE_USE: [Namespace; 2] = [Namespace::LoginState, Namespace::DeepLinking];
+
 async fn take_returns_the_value_once(b: &Backend) {
+    for ns in SINGLE_USE {
+        take_returns_the_value_once_in(b, ns).await;
+    }
+}
+
+async fn take_returns_the_value_once_in(b: &Backend, ns: Namespace) {
     let s = &b.store;
     let exp = b.now() + 600;
-    s.put(Namespace::LoginState, "once", b"v".to_vec(), exp)
-        .await
-        .expect("put");
-    assert_eq!(
-        s.take(Namespace::LoginState, "once").await.expect("take"),
-        Some(b"v".to_vec())
-    );
-    assert_eq!(
-        s.take(Namespace::LoginState, "once").await.expect("take"),
-        None
-    );
-    assert_eq!(
-        s.get(Namespace::LoginState, "once").await.expect("get"),
-        None
-    );
-    assert_eq!(
-        s.take(Namespace::LoginState, "absent").await.expect("take"),
-        None
-    );
+    s.put(ns, "once", b"v".to_vec(), exp).await.expect("put");
+    assert_eq!(s.take(ns, "once").await.expect("take"), Some(b"v".to_vec()));
+    assert_eq!(s.take(ns, "once").await.expect("take"), None);
+    assert_eq!(s.get(ns, "once").await.expect("get"), None);
+    assert_eq!(s.take(ns, "absent").await.expect("take"), None);
     // A taken key can be written again, and taken again, once.
-    s.put(Namespace::LoginState, "once", b"v2".to_vec(), exp)
-        .await
-        .expect("put");
+    s.put(ns, "once", b"v2".to_vec(), exp).await.expect("put");
     assert_eq!(
-        s.take(Namespace::LoginState, "once").await.expect("take"),
+        s.take(ns, "once").await.expect("take"),
         Some(b"v2".to_vec())
     );
-    assert_eq!(
-        s.take(Namespace::LoginState, "once").await.expect("take"),
-        None
-    );
+    assert_eq!(s.take(ns, "once").await.expect("take"), None);
 }
 
 async fn concurrent_takes_have_one_winner(b: &Backend) {
     const TAKERS: usize = 24;
-    for round in 0..5 {
+    for (round, ns) in (0..10).zip(SINGLE_USE.into_iter().cycle()) {
         let key = format!("race-{round}");
         let value = format!("secret-{round}").into_bytes();
         b.store
-            .put(Namespace::LoginState, &key, value.clone(), b.now() + 600)
+            .put(ns, &key, value.clone(), b.now() + 600)
             .await
             .expect("put");
         let barrier = Arc::new(Barrier::new(TAKERS));
@@ -298,7 +293,7 @@ async fn concurrent_takes_have_one_winner(b: &Backend) {
                 let key = key.clone();
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    store.take(Namespace::LoginState, &key).await
+                    store.take(ns, &key).await
                 })
             })
             .collect();
@@ -311,13 +306,10 @@ async fn concurrent_takes_have_one_winner(b: &Backend) {
         assert_eq!(
             winners.len(),
             1,
-            "round {round}: exactly one of {TAKERS} concurrent takes gets the value"
+            "round {round} ({ns:?}): exactly one of {TAKERS} concurrent takes gets the value"
         );
         assert_eq!(winners[0], value);
-        assert_eq!(
-            b.store.get(Namespace::LoginState, &key).await.expect("get"),
-            None
-        );
+        assert_eq!(b.store.get(ns, &key).await.expect("get"), None);
     }
 }
 
@@ -623,6 +615,10 @@ async fn embedded_keeps_data_across_close_and_reopen() {
             .await
             .expect("put");
         store
+            .put(Namespace::DeepLinking, "picker", b"dl".to_vec(), now + 1000)
+            .await
+            .expect("put");
+        store
             .put(Namespace::LoginState, "state", b"st".to_vec(), now + 1000)
             .await
             .expect("put");
@@ -677,7 +673,16 @@ async fn embedded_keeps_data_across_close_and_reopen() {
         7
     );
     assert_eq!(store.count(Namespace::Session).await.expect("count"), 3);
-    assert_eq!(store.count(Namespace::LoginState).await.expect("count"), 1);
+    assert_eq!(store.count(Namespace::DeepLinking).await.expect("count"), 1);
+    // Login states are kept in memory: a restart drops the logins in flight.
+    assert_eq!(store.count(Namespace::LoginState).await.expect("count"), 0);
+    assert_eq!(
+        store
+            .get(Namespace::LoginState, "state")
+            .await
+            .expect("get"),
+        None
+    );
     // Expiries survive the reopen as well.
     clock.advance(200);
     assert_eq!(
@@ -688,14 +693,14 @@ async fn embedded_keeps_data_across_close_and_reopen() {
     // The single-use value is still single-use.
     assert_eq!(
         store
-            .take(Namespace::LoginState, "state")
+            .take(Namespace::DeepLinking, "picker")
             .await
             .expect("take"),
-        Some(b"st".to_vec())
+        Some(b"dl".to_vec())
     );
     assert_eq!(
         store
-            .take(Namespace::LoginState, "state")
+            .take(Namespace::DeepLinking, "picker")
             .await
             .expect("take"),
         None

@@ -67,6 +67,43 @@ async fn embedded_store_keeps_a_session_across_a_gateway_restart() {
     assert_eq!(status, 403, "the session grants only what was launched");
 }
 
+/// Login states are kept in memory on the embedded store: a login in flight
+/// across a restart ends on the "launch again" page, leaves nothing behind,
+/// and launching again works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_store_drops_logins_in_flight_across_a_restart() {
+    let platform = TestPlatform::start().await;
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let opts = GatewayOptions {
+        dir: Some(dir.clone()),
+        ..Default::default()
+    };
+    let gw = Gateway::start_with(&platform, opts.clone()).await;
+    let browser = Browser::new();
+    let target = gw.target(USAGE);
+    let auth = browser.login(&gw, &platform, &target).await;
+    assert_eq!(gw.login_state_count().await, 1);
+    let token = platform.sign(&platform.claims(&auth, &target));
+    gw.stop().await;
+
+    let gw2 = Gateway::start_with(&platform, opts).await;
+    assert_eq!(gw2.login_state_count().await, 0);
+    let refused = browser.post_launch(&gw2, &token, &auth.state).await;
+    refused.assert_rejected(400, "state_unknown");
+    assert!(
+        refused.body.contains("open the activity again"),
+        "the page says what to do: {}",
+        refused.body
+    );
+    assert_eq!(
+        gw2.session_count().await,
+        0,
+        "a refused launch stores nothing"
+    );
+    let launch = browser.launch(&gw2, &platform, USAGE).await;
+    assert_eq!(launch.status, 302, "launching again works: {}", launch.body);
+}
+
 /// A gateway process; killed when dropped, including on a panic.
 struct GatewayProcess {
     child: Child,

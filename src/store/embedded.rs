@@ -1,4 +1,13 @@
-//! The embedded store: one redb file on local disk.
+//! The embedded store: one redb file on local disk, and login states in
+//! memory.
+//!
+//! Login states live seconds (from the OIDC login to the launch POST) and
+//! are written once and taken once, so they are kept in a bounded
+//! [`MemoryTable`] of [`MAX_LOGIN_STATES`] instead of costing two redb
+//! commits per launch. A restart loses only the logins in flight; those
+//! learners launch again. A flood of anonymous logins can hold no more than
+//! the table's bound (it evicts the oldest first), where on disk it would
+//! grow the file until the expiry sweep.
 //!
 //! redb serialises write transactions, which is what makes `take`, `put_new`
 //! and `update` atomic here. redb is blocking: reads and work-queue writes
@@ -11,12 +20,12 @@
 //! periodic sweep.
 //!
 //! Durability: work-queue writes (grade deliveries) are committed durably,
-//! one fsync each, because a grade must never be lost. Session and login
-//! state writes are durable at most once per [`FLUSH_EVERY`] (100 ms); the writes in
-//! between skip the fsync (the next durable commit, or closing the store,
-//! persists them), so a launch does not wait for the disk three times. A
+//! one fsync each, because a grade must never be lost. Other key-value
+//! writes (sessions) are durable at most once per [`FLUSH_EVERY`] (100 ms);
+//! the writes in between skip the fsync (the next durable commit, or closing
+//! the store, persists them), so a launch does not wait for the disk. A
 //! crash can lose the last 100 ms of sessions before it (those learners
-//! relaunch); a clean restart loses nothing.
+//! relaunch); a clean restart loses no session.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +35,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+use super::memory::MemoryTable;
 use super::{Namespace, Queued, Store, StoreError, UpdateFn, encode_entry, live_value};
 use crate::clock::{Clock, UnixTime};
 
@@ -40,8 +50,13 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// that miss it are served from the OS page cache). Measured with 100,000
 /// sessions: a 32 MiB cache cost 1.4 KiB of RSS per session, 4 MiB 0.3 KiB.
 const CACHE_BYTES: usize = 16 * 1024 * 1024;
-/// Session and login-state writes are made durable at most this often.
+/// Session writes are made durable at most this often.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// Login states held in memory at most: about 45 MiB (measured: 470 bytes
+/// each). To push out a learner's state in the second or so between their
+/// login and their launch, a flood would need this many logins in that
+/// second, about what a whole 2-core gateway serves.
+pub const MAX_LOGIN_STATES: usize = 100_000;
 
 /// The database and whether it has commits not yet made durable.
 struct Db {
@@ -81,6 +96,7 @@ const MAX_BATCH: usize = 256;
 
 pub struct EmbeddedStore {
     db: Arc<Db>,
+    login_states: Arc<MemoryTable>,
     clock: Arc<dyn Clock>,
     /// To the writer thread; `None` only while dropping.
     writes: Option<std::sync::mpsc::Sender<KvWrite>>,
@@ -158,7 +174,12 @@ impl EmbeddedStore {
             dirty: AtomicBool::new(false),
             last_durable: std::sync::Mutex::new(std::time::Instant::now()),
         });
-        spawn_sweeper(Arc::downgrade(&db), clock.clone());
+        let login_states = Arc::new(MemoryTable::new(MAX_LOGIN_STATES));
+        spawn_sweeper(
+            Arc::downgrade(&db),
+            Arc::downgrade(&login_states),
+            clock.clone(),
+        );
         let (writes, queued) = std::sync::mpsc::channel::<KvWrite>();
         let writer_db = db.clone();
         let writer = std::thread::Builder::new()
@@ -167,6 +188,7 @@ impl EmbeddedStore {
             .map_err(|e| unavailable(format!("cannot start the store writer: {e}")))?;
         Ok(Self {
             db,
+            login_states,
             clock,
             writes: Some(writes),
             writer: Some(writer),
@@ -197,6 +219,11 @@ impl EmbeddedStore {
         answered
             .await
             .map_err(|_| unavailable("the write was not applied"))?
+    }
+
+    /// The in-memory table that holds `ns`, if it is not kept in redb.
+    fn in_memory(&self, ns: Namespace) -> Option<&MemoryTable> {
+        (ns == Namespace::LoginState).then_some(&*self.login_states)
     }
 
     async fn blocking<T: Send + 'static>(
@@ -304,14 +331,18 @@ impl EmbeddedStore {
     }
 }
 
-fn spawn_sweeper(db: Weak<Db>, clock: Arc<dyn Clock>) {
+fn spawn_sweeper(db: Weak<Db>, memory: Weak<MemoryTable>, clock: Arc<dyn Clock>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(SWEEP_EVERY);
         tick.tick().await;
         loop {
             tick.tick().await;
-            let Some(db) = db.upgrade() else { return };
+            let (Some(db), Some(memory)) = (db.upgrade(), memory.upgrade()) else {
+                return;
+            };
             let now = clock.now();
+            memory.sweep(now);
+            drop(memory);
             let swept = tokio::task::spawn_blocking(move || {
                 EmbeddedStore::write(&db, |t| {
                     t.retain(|_, v| matches!(live_value(v, now), Ok(Some(_))))
@@ -329,6 +360,9 @@ fn spawn_sweeper(db: Weak<Db>, clock: Arc<dyn Clock>) {
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn get(&self, ns: Namespace, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(memory) = self.in_memory(ns) {
+            return Ok(memory.get(key, self.clock.now()));
+        }
         let k = full_key(ns, key);
         self.blocking(move |db, now| {
             let tx = db.db.begin_read().map_err(unavailable)?;
@@ -348,6 +382,10 @@ impl Store for EmbeddedStore {
         value: Vec<u8>,
         expires_at: UnixTime,
     ) -> Result<(), StoreError> {
+        if let Some(memory) = self.in_memory(ns) {
+            memory.put(key, value, expires_at, self.clock.now());
+            return Ok(());
+        }
         let k = full_key(ns, key);
         self.kv_write(move |t, _| {
             t.insert(k.as_str(), encode_entry(expires_at, &value).as_slice())
@@ -358,6 +396,9 @@ impl Store for EmbeddedStore {
     }
 
     async fn take(&self, ns: Namespace, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(memory) = self.in_memory(ns) {
+            return Ok(memory.take(key, self.clock.now()));
+        }
         let k = full_key(ns, key);
         self.kv_write(move |t, now| {
             let Some(entry) = t.remove(k.as_str()).map_err(unavailable)? else {
@@ -369,6 +410,10 @@ impl Store for EmbeddedStore {
     }
 
     async fn delete(&self, ns: Namespace, key: &str) -> Result<(), StoreError> {
+        if let Some(memory) = self.in_memory(ns) {
+            memory.delete(key);
+            return Ok(());
+        }
         let k = full_key(ns, key);
         self.kv_write(move |t, _| {
             t.remove(k.as_str()).map_err(unavailable)?;
@@ -378,6 +423,9 @@ impl Store for EmbeddedStore {
     }
 
     async fn update(&self, ns: Namespace, key: &str, f: UpdateFn) -> Result<bool, StoreError> {
+        if let Some(memory) = self.in_memory(ns) {
+            return Ok(memory.update(key, &f, self.clock.now()));
+        }
         let k = full_key(ns, key);
         self.kv_write(move |t, now| {
             let current = t
@@ -399,6 +447,9 @@ impl Store for EmbeddedStore {
     }
 
     async fn count(&self, ns: Namespace) -> Result<usize, StoreError> {
+        if let Some(memory) = self.in_memory(ns) {
+            return Ok(memory.count(self.clock.now()));
+        }
         let prefix = full_key(ns, "");
         self.blocking(move |db, now| {
             let tx = db.db.begin_read().map_err(unavailable)?;

@@ -745,6 +745,83 @@ async fn redis_key_ttls(url: &str) -> Vec<(String, i64)> {
     out
 }
 
+/// Clients connected to the Redis server, other than the one asking.
+async fn redis_other_clients(url: &str) -> usize {
+    let client = ::redis::Client::open(url).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let list: String = ::redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut conn)
+        .await
+        .expect("client list");
+    list.lines().count() - 1
+}
+
+/// Each thread that uses the Redis store (as each of the gateway's serving
+/// threads does, on a runtime of its own) gets its own connection, driven
+/// by its own runtime, and sees what the others wrote.
+#[test]
+fn redis_store_gives_each_thread_its_own_connection() {
+    let redis = RedisServer::start();
+    let clock = ManualClock::new();
+    let now = clock.now();
+    let store =
+        Arc::new(RedisStore::open(&redis.url(), PREFIX, clock as Arc<dyn Clock>).expect("open"));
+    let on_own_runtime = |i: usize| {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let mine = format!("thread-{i}");
+                store
+                    .put(
+                        Namespace::Session,
+                        &mine,
+                        mine.clone().into_bytes(),
+                        now + 60,
+                    )
+                    .await
+                    .expect("put");
+                for _ in 0..3 {
+                    assert_eq!(
+                        store.get(Namespace::Session, &mine).await.expect("get"),
+                        Some(mine.clone().into_bytes())
+                    );
+                }
+            });
+            // The runtime stays up until both threads have written.
+            rt
+        })
+    };
+    let runtimes: Vec<_> = (0..2)
+        .map(on_own_runtime)
+        .map(|t| t.join().expect("thread"))
+        .collect();
+    let check = tokio::runtime::Runtime::new().expect("runtime");
+    check.block_on(async {
+        assert_eq!(
+            redis_other_clients(&redis.url()).await,
+            2,
+            "one connection per thread that used the store"
+        );
+        for i in 0..2 {
+            let key = format!("thread-{i}");
+            assert_eq!(
+                store.get(Namespace::Session, &key).await.expect("get"),
+                Some(key.clone().into_bytes()),
+                "another thread's write is visible"
+            );
+        }
+    });
+    drop(runtimes);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_every_key_carries_a_ttl() {
     let b = Backend::redis();

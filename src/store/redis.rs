@@ -2,12 +2,17 @@
 //!
 //! Uses a reconnecting [`ConnectionManager`]: when Redis goes away, calls fail
 //! fast with [`StoreError::Unavailable`] and the gateway answers 503; when it
-//! comes back, the manager reconnects and service resumes by itself. Every key
+//! comes back, the manager reconnects and service resumes by itself. Each
+//! thread that uses the store gets a connection of its own, driven by that
+//! thread's runtime: a serving thread's commands then never wait for another
+//! thread to wake up and do their I/O. Every key
 //! carries a Redis TTL. Single-use values are consumed with `GETDEL`, and
 //! `update` is a compare-and-set script retried on conflict, so no replica can
 //! win a race it should lose.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -67,7 +72,10 @@ return 1
 ";
 
 pub struct RedisStore {
-    conn: ConnectionManager,
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    /// The connection of each thread that has used the store.
+    conns: Mutex<HashMap<ThreadId, ConnectionManager>>,
     prefix: String,
     clock: Arc<dyn Clock>,
     cas: redis::Script,
@@ -81,7 +89,7 @@ fn unavailable(e: redis::RedisError) -> StoreError {
 }
 
 impl RedisStore {
-    /// Prepares a lazily connecting client. Must be called inside a tokio runtime.
+    /// Prepares a lazily connecting client: each thread connects on its first command.
     pub fn open(url: &str, prefix: &str, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         let client = redis::Client::open(url).map_err(unavailable)?;
         let config = ConnectionManagerConfig::new()
@@ -89,9 +97,10 @@ impl RedisStore {
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(200));
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
         Ok(Self {
-            conn,
+            client,
+            config,
+            conns: Mutex::new(HashMap::new()),
             prefix: prefix.to_owned(),
             clock,
             cas: redis::Script::new(CAS_SCRIPT),
@@ -99,6 +108,23 @@ impl RedisStore {
             queue_claim: redis::Script::new(QUEUE_CLAIM_SCRIPT),
             queue_finish: redis::Script::new(QUEUE_FINISH_SCRIPT),
         })
+    }
+
+    /// This thread's connection, made (lazily connecting, on this thread's
+    /// runtime) on its first use. Its driver stays on the runtime that first
+    /// used it, so a thread keeps one runtime while the store lives, as the
+    /// gateway's serving threads and its main runtime do.
+    fn conn(&self) -> Result<ConnectionManager, StoreError> {
+        let thread = std::thread::current().id();
+        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(conn) = conns.get(&thread) {
+            return Ok(conn.clone());
+        }
+        let conn =
+            ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
+                .map_err(unavailable)?;
+        conns.insert(thread, conn.clone());
+        Ok(conn)
     }
 
     fn queue_keys(&self) -> (String, String) {
@@ -130,7 +156,7 @@ impl Store for RedisStore {
     async fn get(&self, ns: Namespace, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let raw: Option<Vec<u8>> = redis::cmd("GET")
             .arg(self.key(ns, key))
-            .query_async(&mut self.conn.clone())
+            .query_async(&mut self.conn()?)
             .await
             .map_err(unavailable)?;
         self.live(raw)
@@ -148,7 +174,7 @@ impl Store for RedisStore {
             .arg(encode_entry(expires_at, &value))
             .arg("PX")
             .arg(self.ttl_ms(expires_at))
-            .query_async::<()>(&mut self.conn.clone())
+            .query_async::<()>(&mut self.conn()?)
             .await
             .map_err(unavailable)
     }
@@ -156,7 +182,7 @@ impl Store for RedisStore {
     async fn take(&self, ns: Namespace, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let raw: Option<Vec<u8>> = redis::cmd("GETDEL")
             .arg(self.key(ns, key))
-            .query_async(&mut self.conn.clone())
+            .query_async(&mut self.conn()?)
             .await
             .map_err(unavailable)?;
         self.live(raw)
@@ -165,14 +191,14 @@ impl Store for RedisStore {
     async fn delete(&self, ns: Namespace, key: &str) -> Result<(), StoreError> {
         redis::cmd("DEL")
             .arg(self.key(ns, key))
-            .query_async::<()>(&mut self.conn.clone())
+            .query_async::<()>(&mut self.conn()?)
             .await
             .map_err(unavailable)
     }
 
     async fn update(&self, ns: Namespace, key: &str, f: UpdateFn) -> Result<bool, StoreError> {
         let k = self.key(ns, key);
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         for _ in 0..MAX_CAS_ATTEMPTS {
             let raw: Option<Vec<u8>> = redis::cmd("GET")
                 .arg(&k)
@@ -208,7 +234,7 @@ impl Store for RedisStore {
 
     async fn count(&self, ns: Namespace) -> Result<usize, StoreError> {
         let pattern = format!("{}*", self.key(ns, ""));
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let mut cursor: u64 = 0;
         let mut n = 0;
         loop {
@@ -251,7 +277,7 @@ impl Store for RedisStore {
             .arg(id)
             .arg(payload)
             .arg(due_at)
-            .invoke_async::<i64>(&mut self.conn.clone())
+            .invoke_async::<i64>(&mut self.conn()?)
             .await
             .map(drop)
             .map_err(unavailable)
@@ -269,7 +295,7 @@ impl Store for RedisStore {
             .key(due)
             .arg(now)
             .arg(lease_until)
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.conn()?)
             .await
             .map_err(unavailable)?;
         Ok(claimed.map(|(id, payload)| Queued {
@@ -293,7 +319,7 @@ impl Store for RedisStore {
             None => call.arg("0").arg("").arg(0),
         };
         let done: i64 = call
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.conn()?)
             .await
             .map_err(unavailable)?;
         Ok(done == 1)
@@ -301,7 +327,7 @@ impl Store for RedisStore {
 
     async fn queue_get(&self, id: &str) -> Result<Option<Queued>, StoreError> {
         let (items, due) = self.queue_keys();
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let payload: Option<Vec<u8>> = redis::cmd("HGET")
             .arg(&items)
             .arg(id)
@@ -330,7 +356,7 @@ impl Store for RedisStore {
             .arg(&due)
             .arg(0)
             .arg(-1)
-            .query_async(&mut self.conn.clone())
+            .query_async(&mut self.conn()?)
             .await
             .map_err(unavailable)?;
         let mut out = Vec::with_capacity(ids.len());
@@ -344,7 +370,7 @@ impl Store for RedisStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         redis::cmd("PING")
-            .query_async::<String>(&mut self.conn.clone())
+            .query_async::<String>(&mut self.conn()?)
             .await
             .map(drop)
             .map_err(unavailable)

@@ -745,6 +745,32 @@ async fn redis_key_ttls(url: &str) -> Vec<(String, i64)> {
     out
 }
 
+/// `count` counts its own prefix's keys only, even when the prefix holds
+/// glob characters that would match another deployment's keys.
+#[tokio::test]
+async fn redis_count_takes_the_key_prefix_literally() {
+    let redis = RedisServer::start();
+    let clock = ManualClock::new();
+    let now = clock.now();
+    let open = |prefix: &str| {
+        RedisStore::open(&redis.url(), prefix, clock.clone() as Arc<dyn Clock>).expect("open")
+    };
+    let globby = open("app[1]*:");
+    let other = open("app1x:");
+    other
+        .put(Namespace::Session, "theirs", b"v".to_vec(), now + 60)
+        .await
+        .expect("put");
+    assert_eq!(other.count(Namespace::Session).await.expect("count"), 1);
+    assert_eq!(globby.count(Namespace::Session).await.expect("count"), 0);
+    globby
+        .put(Namespace::Session, "mine", b"v".to_vec(), now + 60)
+        .await
+        .expect("put");
+    assert_eq!(globby.count(Namespace::Session).await.expect("count"), 1);
+    assert_eq!(other.count(Namespace::Session).await.expect("count"), 1);
+}
+
 /// Clients connected to the Redis server, other than the one asking.
 async fn redis_other_clients(url: &str) -> usize {
     let client = ::redis::Client::open(url).expect("client");

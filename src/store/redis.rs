@@ -151,6 +151,19 @@ impl RedisStore {
     }
 }
 
+/// `text` as a Redis glob pattern that matches only itself: a key prefix
+/// may hold `*`, `?`, `[`, `]` or `\`.
+fn glob_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[async_trait]
 impl Store for RedisStore {
     async fn get(&self, ns: Namespace, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -233,7 +246,8 @@ impl Store for RedisStore {
     }
 
     async fn count(&self, ns: Namespace) -> Result<usize, StoreError> {
-        let pattern = format!("{}*", self.key(ns, ""));
+        let prefix = self.key(ns, "");
+        let pattern = format!("{}*", glob_escaped(&prefix));
         let mut conn = self.conn()?;
         let mut cursor: u64 = 0;
         let mut n = 0;
@@ -247,7 +261,7 @@ impl Store for RedisStore {
                 .query_async(&mut conn)
                 .await
                 .map_err(unavailable)?;
-            for k in keys {
+            for k in keys.into_iter().filter(|k| k.starts_with(&prefix)) {
                 let raw: Option<Vec<u8>> = redis::cmd("GET")
                     .arg(&k)
                     .query_async(&mut conn)

@@ -286,6 +286,13 @@ async fn login_errors_are_named() {
         "{body}"
     );
     assert!(!body.contains("<script"), "pages carry no script");
+    // A target whose block id is long enough to make a login state costly.
+    let long = format!("{target}{}", "x".repeat(2048));
+    let (status, body) = login(with("target_link_uri", &long)).await;
+    assert!(
+        status == 400 && body.contains("target_misconfigured") && body.contains("2048 bytes"),
+        "{body}"
+    );
     assert_eq!(
         gw.login_state_count().await,
         0,

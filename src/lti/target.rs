@@ -13,8 +13,14 @@ use crate::content::{
     LOGIN_PATH,
 };
 
+/// Longest `target_link_uri` accepted. An Open edX launch URL is a few
+/// hundred bytes; the bound keeps what a login remembers small.
+pub const MAX_TARGET_BYTES: usize = 2048;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TargetError {
+    #[error("the target link URI is longer than {MAX_TARGET_BYTES} bytes")]
+    TooLong,
     #[error("the target link URI is not an absolute URL")]
     NotAUrl,
     #[error("the target link URI is on {found}, not on this gateway ({expected})")]
@@ -49,6 +55,9 @@ impl Target {
 
 /// Parses and checks a `target_link_uri` against the gateway's public URL.
 pub fn parse(raw: &str, public_url: &Url) -> Result<Target, TargetError> {
+    if raw.len() > MAX_TARGET_BYTES {
+        return Err(TargetError::TooLong);
+    }
     let url = Url::parse(raw).map_err(|_| TargetError::NotAUrl)?;
     if url.origin() != public_url.origin() {
         return Err(TargetError::ForeignHost {
@@ -103,6 +112,11 @@ mod tests {
     #[test]
     fn names_each_misconfiguration() {
         let p = public();
+        let long_block = "b".repeat(MAX_TARGET_BYTES);
+        assert_eq!(
+            parse(&format!("https://lti.example.com{CONTENT}{long_block}"), &p),
+            Err(TargetError::TooLong)
+        );
         assert_eq!(parse("not a url", &p), Err(TargetError::NotAUrl));
         assert!(matches!(
             parse(&format!("https://evil.example.com{CONTENT}"), &p),

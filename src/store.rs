@@ -2,10 +2,13 @@
 //!
 //! Owns the [`Store`] trait and its two backends, [`embedded`] (redb, the
 //! default, survives restarts; login states in memory) and [`redis`] (shared
-//! by any number of gateway replicas). Both backends keep the same semantics, pinned by one test suite:
-//! every value has an absolute expiry that is checked on read against the
-//! gateway's clock; `take` is an atomic get-and-delete, so a single-use value
-//! can be consumed once only; `update` is an atomic read-modify-write.
+//! by any number of gateway replicas). Both backends keep the same
+//! semantics, pinned by one test suite: every value has an absolute expiry
+//! that is checked on read against the gateway's clock; `take` is an atomic
+//! get-and-delete, so a single-use value can be consumed once only; `update`
+//! is an atomic read-modify-write. One exception: the embedded store holds
+//! login states in memory, so they do not survive a restart, and a write
+//! beyond its bound evicts the oldest login state even if it is still live.
 //!
 //! This module never decides access. When a backend cannot answer, it returns
 //! [`StoreError::Unavailable`] and callers fail closed.

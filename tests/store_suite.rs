@@ -821,12 +821,14 @@ fn redis_store_gives_each_thread_its_own_connection() {
                     );
                 }
             });
-            // The runtime stays up until both threads have written.
+            // Kept (not dropped), so that its connection stays open for the
+            // count below.
             rt
         })
     };
-    let runtimes: Vec<_> = (0..2)
-        .map(on_own_runtime)
+    let threads: Vec<_> = (0..2).map(on_own_runtime).collect();
+    let runtimes: Vec<_> = threads
+        .into_iter()
         .map(|t| t.join().expect("thread"))
         .collect();
     let check = tokio::runtime::Runtime::new().expect("runtime");

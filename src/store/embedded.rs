@@ -4,17 +4,19 @@
 //! Login states live seconds (from the OIDC login to the launch POST) and
 //! are written once and taken once, so they are kept in a bounded
 //! [`MemoryTable`] of [`MAX_LOGIN_STATES`] instead of costing two redb
-//! commits per launch. A restart loses only the logins in flight; those
-//! learners launch again. A flood of anonymous logins can hold no more than
-//! the table's bound (it evicts the oldest first), where on disk it would
-//! grow the file until the expiry sweep.
+//! commits per launch. The table's lock makes `take` and `update` atomic
+//! there. A restart loses only the logins in flight; those learners launch
+//! again. A flood of anonymous logins can hold no more than the table's
+//! bound (it evicts the oldest first), where on disk it would grow the file
+//! until the expiry sweep; but a flood of that many logins within one
+//! learner's login and launch pushes that learner's login out.
 //!
-//! redb serialises write transactions, which is what makes `take`, `put_new`
-//! and `update` atomic here. redb is blocking: reads and work-queue writes
-//! run on tokio's blocking pool, and key-value writes (sessions, login
-//! states) go to one writer thread that applies every write waiting for it
-//! in one transaction, in arrival order, and answers each caller once that
-//! transaction has committed (group commit). Under load a launch's writes
+//! Everything else is in redb, which serialises write transactions: that
+//! makes `take`, `put_new` and `update` atomic. redb is blocking: reads and
+//! work-queue writes run on tokio's blocking pool, and key-value writes
+//! (sessions, deep-linking tokens) go to one writer thread that applies
+//! every write waiting for it in one transaction, in arrival order, and
+//! answers each caller once that transaction has committed (group commit). Under load a launch's writes
 //! then share commits instead of queueing for redb's write lock one by one.
 //! Expired entries are invisible to readers at once and removed by a
 //! periodic sweep.
@@ -35,7 +37,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::memory::MemoryTable;
+use super::memory::{Limits, MemoryTable};
 use super::{Namespace, Queued, Store, StoreError, UpdateFn, encode_entry, live_value};
 use crate::clock::{Clock, UnixTime};
 
@@ -52,11 +54,17 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 const CACHE_BYTES: usize = 16 * 1024 * 1024;
 /// Session writes are made durable at most this often.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
-/// Login states held in memory at most: about 45 MiB (measured: 470 bytes
-/// each). To push out a learner's state in the second or so between their
-/// login and their launch, a flood would need this many logins in that
-/// second, about what a whole 2-core gateway serves.
-pub const MAX_LOGIN_STATES: usize = 100_000;
+/// Login states held in memory at most: 100,000 take about 45 MiB
+/// (measured: 470 bytes each, with a typical ~150-byte target). To push out
+/// a learner's state in the second or so between their login and their
+/// launch, a flood would need this many logins in that second, about what
+/// a whole 2-core gateway serves. The byte budget bounds logins with long
+/// targets (up to [`MAX_TARGET_BYTES`](crate::lti::target::MAX_TARGET_BYTES)
+/// bytes each).
+pub const MAX_LOGIN_STATES: Limits = Limits {
+    values: 100_000,
+    bytes: 48 * 1024 * 1024,
+};
 
 /// The database and whether it has commits not yet made durable.
 struct Db {

@@ -2,8 +2,8 @@
 //! seconds and need not survive a restart (the embedded store's login
 //! states).
 //!
-//! It holds at most its capacity; a write beyond that evicts the oldest
-//! write first. Expired values are invisible at once, dropped from the
+//! It holds at most a number of values and a number of bytes (keys and
+//! values); a write beyond either evicts the oldest writes first. Expired values are invisible at once, dropped from the
 //! oldest end on every write, and all of them by [`MemoryTable::sweep`].
 
 use std::collections::{BTreeMap, HashMap};
@@ -13,8 +13,16 @@ use super::UpdateFn;
 use crate::clock::UnixTime;
 
 pub struct MemoryTable {
-    capacity: usize,
+    limits: Limits,
     inner: Mutex<Inner>,
+}
+
+/// What a table may hold at most.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub values: usize,
+    /// Bytes of keys and values, not counting the maps' own overhead.
+    pub bytes: usize,
 }
 
 #[derive(Default)]
@@ -23,6 +31,8 @@ struct Inner {
     /// Write order (a sequence number per write) → key: the oldest first.
     order: BTreeMap<u64, String>,
     next_seq: u64,
+    /// Bytes of the keys and values held.
+    bytes: usize,
 }
 
 struct Entry {
@@ -37,17 +47,23 @@ impl Entry {
     }
 }
 
+fn size(key: &str, value: &[u8]) -> usize {
+    key.len() + value.len()
+}
+
 impl Inner {
     fn remove(&mut self, key: &str) -> Option<Entry> {
         let entry = self.entries.remove(key)?;
         self.order.remove(&entry.seq);
+        self.bytes -= size(key, &entry.value);
         Some(entry)
     }
 
-    fn insert(&mut self, key: &str, value: Vec<u8>, expires_at: UnixTime, capacity: usize) {
+    fn insert(&mut self, key: &str, value: Vec<u8>, expires_at: UnixTime, limits: Limits) {
         self.remove(key);
         let seq = self.next_seq;
         self.next_seq += 1;
+        self.bytes += size(key, &value);
         self.entries.insert(
             key.to_owned(),
             Entry {
@@ -57,14 +73,16 @@ impl Inner {
             },
         );
         self.order.insert(seq, key.to_owned());
-        while self.entries.len() > capacity {
+        while self.entries.len() > limits.values || self.bytes > limits.bytes {
             self.pop_oldest();
         }
     }
 
     fn pop_oldest(&mut self) {
-        if let Some((_, key)) = self.order.pop_first() {
-            self.entries.remove(&key);
+        if let Some((_, key)) = self.order.pop_first()
+            && let Some(entry) = self.entries.remove(&key)
+        {
+            self.bytes -= size(&key, &entry.value);
         }
     }
 
@@ -80,9 +98,9 @@ impl Inner {
 }
 
 impl MemoryTable {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(limits: Limits) -> Self {
         Self {
-            capacity: capacity.max(1),
+            limits,
             inner: Mutex::new(Inner::default()),
         }
     }
@@ -102,7 +120,7 @@ impl MemoryTable {
     pub fn put(&self, key: &str, value: Vec<u8>, expires_at: UnixTime, now: UnixTime) {
         let mut inner = self.inner();
         inner.drop_expired_oldest(now);
-        inner.insert(key, value, expires_at, self.capacity);
+        inner.insert(key, value, expires_at, self.limits);
     }
 
     /// Removes and returns the live value: of two callers, one at most gets it.
@@ -127,7 +145,7 @@ impl MemoryTable {
             return false;
         };
         inner.drop_expired_oldest(now);
-        inner.insert(key, value, expires_at, self.capacity);
+        inner.insert(key, value, expires_at, self.limits);
         true
     }
 
@@ -142,21 +160,30 @@ impl MemoryTable {
     /// Drops every expired value.
     pub fn sweep(&self, now: UnixTime) {
         let mut inner = self.inner();
-        let Inner { entries, order, .. } = &mut *inner;
-        entries.retain(|_, e| {
+        let Inner {
+            entries,
+            order,
+            bytes,
+            ..
+        } = &mut *inner;
+        entries.retain(|key, e| {
             let live = e.live(now);
             if !live {
                 order.remove(&e.seq);
+                *bytes -= size(key, &e.value);
             }
             live
         });
     }
 
-    /// Values held, expired or not.
+    /// Values held, expired or not, after checking that the two maps and
+    /// the byte count agree.
     #[cfg(test)]
     fn held(&self) -> usize {
         let inner = self.inner();
-        debug_assert_eq!(inner.entries.len(), inner.order.len());
+        assert_eq!(inner.entries.len(), inner.order.len());
+        let bytes: usize = inner.entries.iter().map(|(k, e)| size(k, &e.value)).sum();
+        assert_eq!(inner.bytes, bytes);
         inner.entries.len()
     }
 }
@@ -167,9 +194,16 @@ mod tests {
 
     use super::*;
 
+    fn table(values: usize) -> MemoryTable {
+        MemoryTable::new(Limits {
+            values,
+            bytes: usize::MAX,
+        })
+    }
+
     #[test]
     fn a_full_table_evicts_the_oldest_write_first() {
-        let t = MemoryTable::new(3);
+        let t = table(3);
         for k in ["a", "b", "c"] {
             t.put(k, k.into(), 100, 0);
         }
@@ -184,8 +218,29 @@ mod tests {
     }
 
     #[test]
+    fn a_table_over_its_bytes_evicts_the_oldest_writes_first() {
+        let t = MemoryTable::new(Limits {
+            values: 100,
+            bytes: 30,
+        });
+        t.put("a", vec![0; 9], 100, 0);
+        t.put("b", vec![0; 9], 100, 0);
+        t.put("c", vec![0; 9], 100, 0);
+        assert_eq!(t.held(), 3, "30 bytes fit");
+        // 15 more bytes push out the two oldest (45 - 20 = 25).
+        t.put("d", vec![0; 14], 100, 0);
+        assert_eq!(t.get("a", 0), None);
+        assert_eq!(t.get("b", 0), None);
+        assert_eq!(t.get("c", 0), Some(vec![0; 9]));
+        assert_eq!(t.held(), 2);
+        // A value larger than the whole budget is not kept at all.
+        t.put("e", vec![0; 40], 100, 0);
+        assert_eq!(t.held(), 0);
+    }
+
+    #[test]
     fn taken_and_deleted_values_leave_nothing_behind() {
-        let t = MemoryTable::new(10);
+        let t = table(10);
         t.put("a", b"a".to_vec(), 100, 0);
         t.put("b", b"b".to_vec(), 100, 0);
         assert_eq!(t.take("a", 0), Some(b"a".to_vec()));
@@ -196,7 +251,7 @@ mod tests {
 
     #[test]
     fn expired_values_are_invisible_and_dropped() {
-        let t = MemoryTable::new(10);
+        let t = table(10);
         t.put("old", b"o".to_vec(), 10, 0);
         t.put("late", b"l".to_vec(), 30, 0);
         t.put("mid", b"m".to_vec(), 20, 0);
@@ -220,7 +275,7 @@ mod tests {
 
     #[test]
     fn update_sees_only_live_values() {
-        let t = MemoryTable::new(10);
+        let t = table(10);
         let f: UpdateFn = Arc::new(|cur| cur.is_none().then(|| (b"new".to_vec(), 50)));
         assert!(t.update("k", &f, 0));
         assert!(!t.update("k", &f, 49), "a live value is there");

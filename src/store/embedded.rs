@@ -16,10 +16,10 @@
 //! work-queue writes run on tokio's blocking pool, and key-value writes
 //! (sessions, deep-linking tokens) go to one writer thread that applies
 //! every write waiting for it in one transaction, in arrival order, and
-//! answers each caller once that transaction has committed (group commit). Under load a launch's writes
-//! then share commits instead of queueing for redb's write lock one by one.
-//! Expired entries are invisible to readers at once and removed by a
-//! periodic sweep.
+//! answers each caller once that transaction has committed (group commit).
+//! Under load the launches' writes then share commits instead of queueing
+//! for redb's write lock one by one. Expired entries are invisible to
+//! readers at once and removed by a periodic sweep.
 //!
 //! Durability: work-queue writes (grade deliveries) are committed durably,
 //! one fsync each, because a grade must never be lost. Other key-value

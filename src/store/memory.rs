@@ -3,8 +3,9 @@
 //! states).
 //!
 //! It holds at most a number of values and a number of bytes (keys and
-//! values); a write beyond either evicts the oldest writes first. Expired values are invisible at once, dropped from the
-//! oldest end on every write, and all of them by [`MemoryTable::sweep`].
+//! values); a write beyond either evicts the oldest writes first. Expired
+//! values are invisible at once, dropped from the oldest end on every
+//! write, and all of them by [`MemoryTable::sweep`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;

@@ -5,10 +5,10 @@
 //! comes back, the manager reconnects and service resumes by itself. Each
 //! thread that uses the store gets a connection of its own, driven by that
 //! thread's runtime: a serving thread's commands then never wait for another
-//! thread to wake up and do their I/O. Every key
-//! carries a Redis TTL. Single-use values are consumed with `GETDEL`, and
-//! `update` is a compare-and-set script retried on conflict, so no replica can
-//! win a race it should lose.
+//! thread to wake up and do their I/O. Every key carries a Redis TTL.
+//! Single-use values are consumed with `GETDEL`, and `update` is a
+//! compare-and-set script retried on conflict, so no replica can win a race
+//! it should lose.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -35,14 +35,19 @@ fn set_cookies(response: &reqwest::Response) -> Vec<String> {
         .collect()
 }
 
+/// Options for gateways that share one embedded store file, so that a
+/// second gateway started with them is the first one restarted.
+fn on_disk() -> GatewayOptions {
+    GatewayOptions {
+        dir: Some(Arc::new(tempfile::tempdir().expect("tempdir"))),
+        ..Default::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_store_keeps_a_session_across_a_gateway_restart() {
     let platform = TestPlatform::start().await;
-    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
-    let opts = GatewayOptions {
-        dir: Some(dir.clone()),
-        ..Default::default()
-    };
+    let opts = on_disk();
     let gw = Gateway::start_with(&platform, opts.clone()).await;
     let browser = Browser::new();
     let launch = browser.launch(&gw, &platform, USAGE).await;
@@ -73,11 +78,7 @@ async fn embedded_store_keeps_a_session_across_a_gateway_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_store_drops_logins_in_flight_across_a_restart() {
     let platform = TestPlatform::start().await;
-    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
-    let opts = GatewayOptions {
-        dir: Some(dir.clone()),
-        ..Default::default()
-    };
+    let opts = on_disk();
     let gw = Gateway::start_with(&platform, opts.clone()).await;
     let browser = Browser::new();
     let target = gw.target(USAGE);

@@ -60,7 +60,17 @@ impl Inner {
         Some(entry)
     }
 
-    fn insert(&mut self, key: &str, value: Vec<u8>, expires_at: UnixTime, limits: Limits) {
+    /// Writes `key` as the newest value, after dropping expired values from
+    /// the oldest end, then evicts the oldest while over `limits`.
+    fn insert(
+        &mut self,
+        key: &str,
+        value: Vec<u8>,
+        expires_at: UnixTime,
+        now: UnixTime,
+        limits: Limits,
+    ) {
+        self.drop_expired_oldest(now);
         self.remove(key);
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -119,9 +129,8 @@ impl MemoryTable {
     }
 
     pub fn put(&self, key: &str, value: Vec<u8>, expires_at: UnixTime, now: UnixTime) {
-        let mut inner = self.inner();
-        inner.drop_expired_oldest(now);
-        inner.insert(key, value, expires_at, self.limits);
+        self.inner()
+            .insert(key, value, expires_at, now, self.limits);
     }
 
     /// Removes and returns the live value: of two callers, one at most gets it.
@@ -145,8 +154,7 @@ impl MemoryTable {
         let Some((value, expires_at)) = f(current) else {
             return false;
         };
-        inner.drop_expired_oldest(now);
-        inner.insert(key, value, expires_at, self.limits);
+        inner.insert(key, value, expires_at, now, self.limits);
         true
     }
 

@@ -38,7 +38,7 @@ pub fn random_token() -> String {
 /// the last one: the launches that share a commit dirty one leaf page
 /// instead of one random leaf each. With random ids, the store's writer
 /// thread spent 22-31 µs of CPU per launch, more as sessions accumulated;
-/// with these, 16-18 µs (three runs of 10,000 launches each, side by side).
+/// with these, 15-17 µs (runs of 10,000 launches, side by side).
 /// The prefix tells the holder of the cookie when the session began, which
 /// the browser knows anyway. An id has the shape [`is_token`] checks.
 pub fn new_session_id(now: SystemTime) -> String {

@@ -392,7 +392,8 @@ mod tests {
             }
         }
         assert!(is_token(&new_session_id(UNIX_EPOCH)));
-        assert!(is_token(&new_session_id(at(u64::MAX))));
+        // Past 2112 the prefix wraps but keeps its shape.
+        assert!(is_token(&new_session_id(at(1 << 55))));
     }
 
     #[test]

@@ -90,10 +90,8 @@ impl Inner {
     }
 
     fn pop_oldest(&mut self) {
-        if let Some((_, key)) = self.order.pop_first()
-            && let Some(entry) = self.entries.remove(&key)
-        {
-            self.bytes -= size(&key, &entry.value);
+        if let Some((_, key)) = self.order.pop_first() {
+            self.remove(&key);
         }
     }
 

@@ -5,7 +5,11 @@
 //! comes back, the manager reconnects and service resumes by itself. Each
 //! thread that uses the store gets a connection of its own, driven by that
 //! thread's runtime: a serving thread's commands then never wait for another
-//! thread to wake up and do their I/O. Every key carries a Redis TTL.
+//! thread to wake up and do their I/O. A command whose connection attempt was
+//! refused is sent once more on a fresh attempt (see [`Conn`]), and the store
+//! speaks RESP3 so that a connection Redis closed is replaced at once (see
+//! [`RedisStore::open`]): the first request on each thread after Redis
+//! returns is served, not refused. Every key carries a Redis TTL.
 //! Single-use values are consumed with `GETDEL`, and `update` is a
 //! compare-and-set script retried on conflict, so no replica can win a race
 //! it should lose.
@@ -16,7 +20,8 @@ use std::thread::ThreadId;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, IntoConnectionInfo as _, Pipeline, ProtocolVersion, RedisFuture, Value};
 
 use super::{Namespace, Queued, Store, StoreError, UpdateFn, encode_entry, live_value};
 use crate::clock::{Clock, UnixTime};
@@ -47,12 +52,12 @@ return 1
 /// Claims the earliest due item: moves its due time to the lease end.
 const QUEUE_CLAIM_SCRIPT: &str = r"
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 1)
-if #ids == 0 then return false end
+if #ids == 0 then return nil end
 local id = ids[1]
 local payload = redis.call('HGET', KEYS[1], id)
 if not payload then
   redis.call('ZREM', KEYS[2], id)
-  return false
+  return nil
 end
 redis.call('ZADD', KEYS[2], ARGV[2], id)
 return {id, payload}
@@ -75,7 +80,7 @@ pub struct RedisStore {
     client: redis::Client,
     config: ConnectionManagerConfig,
     /// The connection of each thread that has used the store.
-    conns: Mutex<HashMap<ThreadId, ConnectionManager>>,
+    conns: Mutex<HashMap<ThreadId, Conn>>,
     prefix: String,
     clock: Arc<dyn Clock>,
     cas: redis::Script,
@@ -84,14 +89,67 @@ pub struct RedisStore {
     queue_finish: redis::Script,
 }
 
+/// A thread's connection, which retries a command once when its connection
+/// attempt was refused.
+///
+/// After a failed connection attempt the manager keeps the failure and hands
+/// it to the next command, which only then starts a new attempt. Once Redis is
+/// back, that stale refusal would fail the first request on every thread. A
+/// refusal happens before anything is sent, so sending the command again on
+/// the manager's new attempt cannot run it twice. Other errors are returned as
+/// they are: a dropped connection may have run the command already.
+#[derive(Clone)]
+struct Conn(ConnectionManager);
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            match self.0.send_packed_command(cmd).await {
+                Err(e) if e.is_connection_refusal() => self.0.send_packed_command(cmd).await,
+                result => result,
+            }
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            match self.0.send_packed_commands(pipeline, offset, count).await {
+                Err(e) if e.is_connection_refusal() => {
+                    self.0.send_packed_commands(pipeline, offset, count).await
+                }
+                result => result,
+            }
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.0.get_db()
+    }
+}
+
 fn unavailable(e: redis::RedisError) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
 impl RedisStore {
     /// Prepares a lazily connecting client: each thread connects on its first command.
+    ///
+    /// Speaks RESP3 (Redis 6 or later), whatever the URL says: on RESP3 the
+    /// manager hears at once when Redis closes a connection, and starts a new
+    /// one. A thread that was idle through an outage then has no dead
+    /// connection left to fail its first request with.
     pub fn open(url: &str, prefix: &str, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
+        let info = url.into_connection_info().map_err(unavailable)?;
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let client = redis::Client::open(info.set_redis_settings(settings)).map_err(unavailable)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)))
@@ -114,15 +172,16 @@ impl RedisStore {
     /// runtime) on its first use. Its driver stays on the runtime that first
     /// used it, so a thread keeps one runtime while the store lives, as the
     /// gateway's serving threads and its main runtime do.
-    fn conn(&self) -> Result<ConnectionManager, StoreError> {
+    fn conn(&self) -> Result<Conn, StoreError> {
         let thread = std::thread::current().id();
         let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(conn) = conns.get(&thread) {
             return Ok(conn.clone());
         }
-        let conn =
+        let conn = Conn(
             ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
-                .map_err(unavailable)?;
+                .map_err(unavailable)?,
+        );
         conns.insert(thread, conn.clone());
         Ok(conn)
     }

@@ -20,6 +20,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use redis::IntoConnectionInfo as _;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject as _;
 use url::Url;
 
 use crate::content::{CourseKey, UsageKey};
@@ -131,8 +134,16 @@ pub struct TlsFiles {
 
 #[derive(Debug, Clone)]
 pub enum StoreConfig {
-    Embedded { path: PathBuf },
-    Redis { url: String, key_prefix: String },
+    Embedded {
+        path: PathBuf,
+    },
+    Redis {
+        url: String,
+        key_prefix: String,
+        /// PEM certificates that alone are trusted for a `rediss://` server,
+        /// instead of the public roots: the contents of `ca_file`.
+        ca_pem: Option<Vec<u8>>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -280,6 +291,20 @@ impl Validator<'_> {
         }
     }
 
+    /// The PEM file at `path`, which must hold at least one certificate.
+    fn ca_pem(&self, key: &str, path: &Path) -> Result<Vec<u8>, ConfigError> {
+        let pem = std::fs::read(path)
+            .map_err(|e| self.err(key, format!("cannot read {}: {e}", path.display())))?;
+        let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
+        match certs {
+            Ok(certs) if !certs.is_empty() => Ok(pem),
+            _ => Err(self.err(
+                key,
+                format!("{} holds no readable PEM certificate", path.display()),
+            )),
+        }
+    }
+
     fn positive(&self, key: &str, value: Option<u64>, default: u64) -> Result<u64, ConfigError> {
         match value.unwrap_or(default) {
             0 => Err(self.err(key, "must be greater than 0")),
@@ -366,6 +391,9 @@ impl Validator<'_> {
                 if raw.key_prefix.is_some() {
                     return Err(self.err("store.key_prefix", "belongs to kind = \"redis\""));
                 }
+                if raw.ca_file.is_some() {
+                    return Err(self.err("store.ca_file", "belongs to kind = \"redis\""));
+                }
                 Ok(StoreConfig::Embedded {
                     path: self.resolve(raw.path.as_deref().unwrap_or(DEFAULT_EMBEDDED_PATH)),
                 })
@@ -377,13 +405,37 @@ impl Validator<'_> {
                 let url = raw
                     .url
                     .ok_or_else(|| self.err("store.url", "is required with kind = \"redis\""))?;
-                redis::Client::open(url.as_str())
+                let info = url
+                    .as_str()
+                    .into_connection_info()
                     .map_err(|e| self.err("store.url", format!("is not a Redis URL: {e}")))?;
+                let tls = match info.addr() {
+                    redis::ConnectionAddr::TcpTls { insecure: true, .. } => {
+                        return Err(self.err(
+                            "store.url",
+                            "ends in #insecure, which turns off the check of Redis's \
+                             certificate; give its CA in store.ca_file instead",
+                        ));
+                    }
+                    redis::ConnectionAddr::TcpTls { .. } => true,
+                    _ => false,
+                };
+                let ca_pem = match raw.ca_file {
+                    None => None,
+                    Some(_) if !tls => {
+                        return Err(self.err(
+                            "store.ca_file",
+                            "needs a rediss:// url: the connection to Redis is not TLS",
+                        ));
+                    }
+                    Some(file) => Some(self.ca_pem("store.ca_file", &self.resolve(&file))?),
+                };
                 Ok(StoreConfig::Redis {
                     url,
                     key_prefix: raw
                         .key_prefix
                         .unwrap_or_else(|| DEFAULT_KEY_PREFIX.to_owned()),
+                    ca_pem,
                 })
             }
             other => Err(self.err(

@@ -147,9 +147,16 @@ pub struct Queued {
 pub fn open(config: &StoreConfig, clock: Arc<dyn Clock>) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match config {
         StoreConfig::Embedded { path } => Arc::new(embedded::EmbeddedStore::open(path, clock)?),
-        StoreConfig::Redis { url, key_prefix } => {
-            Arc::new(redis::RedisStore::open(url, key_prefix, clock)?)
-        }
+        StoreConfig::Redis {
+            url,
+            key_prefix,
+            ca_pem,
+        } => Arc::new(redis::RedisStore::open_with_ca(
+            url,
+            key_prefix,
+            ca_pem.as_deref(),
+            clock,
+        )?),
     })
 }
 

@@ -786,6 +786,49 @@ async fn redis_other_clients(url: &str) -> usize {
     list.lines().count() - 1
 }
 
+/// Over TLS, the store trusts the CA it is given, and only that: a server
+/// whose certificate chains to no trusted root gets no commands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_over_tls_trusts_the_given_ca_and_no_other() {
+    let redis = RedisServer::start_tls();
+    let clock = ManualClock::new();
+    let ca = redis.ca_pem.clone().expect("a TLS server");
+    let store = RedisStore::open_with_ca(
+        &redis.url(),
+        PREFIX,
+        Some(ca.as_bytes()),
+        clock.clone() as Arc<dyn Clock>,
+    )
+    .expect("open");
+    store
+        .put(Namespace::Session, "k", b"v".to_vec(), clock.now() + 60)
+        .await
+        .expect("put over TLS");
+    assert_eq!(
+        store.take(Namespace::Session, "k").await.expect("take"),
+        Some(b"v".to_vec())
+    );
+
+    // The public roots do not include the test CA.
+    let untrusting =
+        RedisStore::open(&redis.url(), PREFIX, clock.clone() as Arc<dyn Clock>).expect("open");
+    let err = untrusting.ping().await.expect_err("an unknown issuer");
+    assert!(
+        matches!(&err, ltigate::store::StoreError::Unavailable(m) if m.contains("certificate")),
+        "{err:?}"
+    );
+    // Nor does another CA.
+    let other = RedisServer::start_tls();
+    let wrong_ca = RedisStore::open_with_ca(
+        &redis.url(),
+        PREFIX,
+        other.ca_pem.as_deref().map(str::as_bytes),
+        clock as Arc<dyn Clock>,
+    )
+    .expect("open");
+    assert!(wrong_ca.ping().await.is_err());
+}
+
 /// Each thread that uses the Redis store (as each of the gateway's serving
 /// threads does, on a runtime of its own) gets its own connection, driven
 /// by its own runtime, and sees what the others wrote.

@@ -177,6 +177,32 @@ fn redis_store(redis: &RedisServer) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_launch_works_with_redis_over_tls() {
+    let redis = RedisServer::start_tls();
+    let platform = TestPlatform::start().await;
+    let store = format!(
+        "{}\nca_file = \"{}\"",
+        redis_store(&redis),
+        redis.ca_file().display()
+    );
+    let gw = Gateway::start_with(
+        &platform,
+        GatewayOptions {
+            store: Some(store),
+            ..Default::default()
+        },
+    )
+    .await;
+    let browser = Browser::new();
+    let launch = browser.launch(&gw, &platform, USAGE).await;
+    assert_eq!(launch.status, 302, "{}", launch.body);
+    let (status, body) = browser.get(&gw, &display_path(USAGE)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = browser.get(&gw, "/readyz").await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateway_processes_share_a_session_through_redis() {
     let redis = RedisServer::start();
     let platform = TestPlatform::start().await;

@@ -104,6 +104,7 @@ pub struct Store {
     pub path: Option<String>,
     pub url: Option<String>,
     pub key_prefix: Option<String>,
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -290,7 +290,9 @@ fn every_field_set_explicitly() {
     assert_eq!(c.server.tls_handshake_timeout, Duration::from_secs(4));
     assert_eq!(c.server.shutdown_grace, Duration::ZERO);
     match &c.store {
-        StoreConfig::Redis { url, key_prefix } => {
+        StoreConfig::Redis {
+            url, key_prefix, ..
+        } => {
             assert_eq!(url, "redis://127.0.0.1:6379/");
             assert_eq!(key_prefix, "gw1:");
         }
@@ -563,12 +565,74 @@ fn store_redis_defaults() {
         "[store]\nkind = \"redis\"\nurl = \"redis://r:6379/2\"\n",
     ));
     match &c.store {
-        StoreConfig::Redis { url, key_prefix } => {
+        StoreConfig::Redis {
+            url,
+            key_prefix,
+            ca_pem,
+        } => {
             assert_eq!(url, "redis://r:6379/2");
             assert_eq!(key_prefix, DEFAULT_KEY_PREFIX);
+            assert_eq!(ca_pem, &None);
         }
         other => panic!("expected redis, got {other:?}"),
     }
+}
+
+#[test]
+fn store_redis_ca_file_resolves_against_the_config_dir_and_is_loaded() {
+    let f = Fixture::new();
+    let pem = rcgen::generate_simple_self_signed(vec!["redis.internal".to_owned()])
+        .expect("certificate")
+        .cert
+        .pem();
+    std::fs::create_dir(f.dir().join("tls")).expect("mkdir");
+    std::fs::write(f.dir().join("tls/ca.pem"), &pem).expect("write");
+    let c = f.ok(&with(
+        "[store]\nkind = \"redis\"\nurl = \"rediss://redis.internal/\"\nca_file = \"tls/ca.pem\"\n",
+    ));
+    match &c.store {
+        StoreConfig::Redis { ca_pem, .. } => assert_eq!(ca_pem.as_deref(), Some(pem.as_bytes())),
+        other => panic!("expected redis, got {other:?}"),
+    }
+}
+
+#[test]
+fn store_redis_ca_file_without_tls_refused() {
+    let f = Fixture::new();
+    let err = f.refused(
+        &with("[store]\nkind = \"redis\"\nurl = \"redis://r/\"\nca_file = \"ca.pem\"\n"),
+        "store.ca_file",
+    );
+    assert!(err.message.contains("rediss://"), "{err}");
+}
+
+#[test]
+fn store_redis_ca_file_unreadable_or_not_a_certificate_refused() {
+    let f = Fixture::new();
+    let config = "[store]\nkind = \"redis\"\nurl = \"rediss://r/\"\nca_file = \"ca.pem\"\n";
+    let err = f.refused(&with(config), "store.ca_file");
+    assert!(err.message.contains("cannot read"), "{err}");
+    // A private key is PEM, but not a certificate.
+    std::fs::copy(f.dir().join("k.pem"), f.dir().join("ca.pem")).expect("copy");
+    let err = f.refused(&with(config), "store.ca_file");
+    assert!(err.message.contains("no readable PEM certificate"), "{err}");
+}
+
+#[test]
+fn store_redis_insecure_tls_refused() {
+    // redis-rs would skip the certificate check for `#insecure`.
+    let f = Fixture::new();
+    let err = f.refused(
+        &with("[store]\nkind = \"redis\"\nurl = \"rediss://r/#insecure\"\n"),
+        "store.url",
+    );
+    assert!(err.message.contains("store.ca_file"), "{err}");
+}
+
+#[test]
+fn store_embedded_with_ca_file_refused() {
+    let f = Fixture::new();
+    f.refused(&with("[store]\nca_file = \"ca.pem\"\n"), "store.ca_file");
 }
 
 #[test]

@@ -144,12 +144,35 @@ impl RedisStore {
     /// one. A thread that was idle through an outage then has no dead
     /// connection left to fail its first request with.
     pub fn open(url: &str, prefix: &str, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        Self::open_with_ca(url, prefix, None, clock)
+    }
+
+    /// As [`open`](Self::open); with `ca_pem`, a `rediss://` server's
+    /// certificate must chain to one of those PEM certificates instead of to a
+    /// public root.
+    pub fn open_with_ca(
+        url: &str,
+        prefix: &str,
+        ca_pem: Option<&[u8]>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StoreError> {
         let info = url.into_connection_info().map_err(unavailable)?;
         let settings = info
             .redis_settings()
             .clone()
             .set_protocol(ProtocolVersion::RESP3);
-        let client = redis::Client::open(info.set_redis_settings(settings)).map_err(unavailable)?;
+        let info = info.set_redis_settings(settings);
+        let client = match ca_pem {
+            None => redis::Client::open(info),
+            Some(pem) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.to_vec()),
+                },
+            ),
+        }
+        .map_err(unavailable)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)))

@@ -1,5 +1,6 @@
 //! A real `redis-server` on a free loopback port, with append-only persistence
-//! so that a restart keeps its data.
+//! so that a restart keeps its data; plain TCP, or TLS with a certificate from
+//! a test CA.
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -10,6 +11,8 @@ pub struct RedisServer {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// With TLS: the test CA's certificate, the one a client must trust.
+    pub ca_pem: Option<String>,
 }
 
 fn free_port() -> u16 {
@@ -27,31 +30,88 @@ impl RedisServer {
             port: free_port(),
             dir: tempfile::tempdir().expect("tempdir"),
             child: None,
+            ca_pem: None,
         };
         server.spawn();
         server
     }
 
+    /// Starts a server that speaks only TLS, with a certificate for 127.0.0.1
+    /// issued by a CA made for it ([`Self::ca_pem`]).
+    pub fn start_tls() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("ca key"))
+            .expect("ca certificate");
+        let key = KeyPair::generate().expect("server key");
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .expect("server params")
+            .signed_by(&key, &ca)
+            .expect("server certificate");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("server.pem"), cert.pem()).expect("write cert");
+        std::fs::write(dir.path().join("server.key"), key.serialize_pem()).expect("write key");
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("write ca");
+        let mut server = Self {
+            port: free_port(),
+            dir,
+            child: None,
+            ca_pem: Some(ca.pem()),
+        };
+        server.spawn();
+        server
+    }
+
+    /// With TLS: a file holding [`Self::ca_pem`].
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        assert!(self.ca_pem.is_some(), "a plain server has no CA");
+        self.dir.path().join("ca.pem")
+    }
+
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        let scheme = if self.ca_pem.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/", self.port)
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args([
+        let dir = self.dir.path().display().to_string();
+        let port = self.port.to_string();
+        let mut args = vec![
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--dir",
+            &dir,
+        ];
+        let (cert, key) = (format!("{dir}/server.pem"), format!("{dir}/server.key"));
+        if self.ca_pem.is_some() {
+            args.extend([
                 "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                &self.dir.path().display().to_string(),
-            ])
+                "0",
+                "--tls-port",
+                &port,
+                "--tls-cert-file",
+                &cert,
+                "--tls-key-file",
+                &key,
+                "--tls-auth-clients",
+                "no",
+            ]);
+        } else {
+            args.extend(["--port", &port]);
+        }
+        let child = Command::new("redis-server")
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -64,7 +124,14 @@ impl RedisServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if ping(self.port) {
+            // A TLS server is ready once it accepts connections: it starts
+            // empty, with nothing to load first.
+            let ready = if self.ca_pem.is_some() {
+                TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            } else {
+                ping(self.port)
+            };
+            if ready {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));

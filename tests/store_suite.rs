@@ -66,6 +66,14 @@ impl Backend {
     fn now(&self) -> u64 {
         self.clock.now()
     }
+
+    /// The `redis-server` behind a Redis backend, to stop or restart it.
+    fn redis_server(&mut self) -> &mut RedisServer {
+        let Guard::Redis(redis) = &mut self.guard else {
+            unreachable!("a redis backend")
+        };
+        redis
+    }
 }
 
 /// A counter stored as 8 big-endian bytes.
@@ -972,19 +980,22 @@ async fn redis_every_key_carries_a_ttl() {
     assert!(ttl("test:session:past") <= 1_000);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn redis_store_serves_at_once_after_a_restart_it_was_idle_through() {
-    let mut b = Backend::redis();
+/// A Redis backend holding "k" = "v" for 10 minutes.
+async fn redis_holding_k() -> Backend {
+    let b = Backend::redis();
     b.store
         .put(Namespace::Session, "k", b"v".to_vec(), b.now() + 600)
         .await
         .expect("put");
-    let Guard::Redis(redis) = &mut b.guard else {
-        unreachable!("a redis backend")
-    };
+    b
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_store_serves_at_once_after_a_restart_it_was_idle_through() {
+    let mut b = redis_holding_k().await;
     // No command while Redis is away: the store's connection from before the
     // restart was closed under it, and its first command must not fail on it.
-    redis.restart();
+    b.redis_server().restart();
     let value = b
         .store
         .get(Namespace::Session, "k")
@@ -995,15 +1006,8 @@ async fn redis_store_serves_at_once_after_a_restart_it_was_idle_through() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_store_answers_unavailable_when_redis_is_down_and_recovers() {
-    let mut b = Backend::redis();
-    b.store
-        .put(Namespace::Session, "k", b"v".to_vec(), b.now() + 600)
-        .await
-        .expect("put");
-    let Guard::Redis(redis) = &mut b.guard else {
-        unreachable!("a redis backend")
-    };
-    redis.stop();
+    let mut b = redis_holding_k().await;
+    b.redis_server().stop();
     let err = b
         .store
         .get(Namespace::Session, "k")
@@ -1017,7 +1021,7 @@ async fn redis_store_answers_unavailable_when_redis_is_down_and_recovers() {
     // Each failure starts a new connection attempt in the background; let the
     // last one fail too, so the connection holds a refusal when Redis returns.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    redis.restart();
+    b.redis_server().restart();
     // `restart` waits until Redis answers PING: the very first command after
     // it is served, not failed with the refusal left over from the outage.
     let value = b

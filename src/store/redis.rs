@@ -8,7 +8,7 @@
 //! thread to wake up and do their I/O. A command whose connection attempt was
 //! refused is sent once more on a fresh attempt (see [`Conn`]), and the store
 //! speaks RESP3 so that a connection Redis closed is replaced at once (see
-//! [`RedisStore::open`]): the first request on each thread after Redis
+//! [`RedisStore::open_with_ca`]): the first request on each thread after Redis
 //! returns is served, not refused. Every key carries a Redis TTL.
 //! Single-use values are consumed with `GETDEL`, and `update` is a
 //! compare-and-set script retried on conflict, so no replica can win a race
@@ -137,12 +137,8 @@ fn unavailable(e: redis::RedisError) -> StoreError {
 }
 
 impl RedisStore {
-    /// Prepares a lazily connecting client: each thread connects on its first command.
-    ///
-    /// Speaks RESP3 (Redis 6 or later), whatever the URL says: on RESP3 the
-    /// manager hears at once when Redis closes a connection, and starts a new
-    /// one. A thread that was idle through an outage then has no dead
-    /// connection left to fail its first request with.
+    /// Prepares a lazily connecting client: each thread connects on its first
+    /// command. See [`open_with_ca`](Self::open_with_ca).
     pub fn open(url: &str, prefix: &str, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         Self::open_with_ca(url, prefix, None, clock)
     }
@@ -150,6 +146,11 @@ impl RedisStore {
     /// As [`open`](Self::open); with `ca_pem`, a `rediss://` server's
     /// certificate must chain to one of those PEM certificates instead of to a
     /// public root.
+    ///
+    /// Speaks RESP3 (Redis 6 or later), whatever the URL says: on RESP3 the
+    /// manager hears at once when Redis closes a connection, and starts a new
+    /// one. A thread that was idle through an outage then has no dead
+    /// connection left to fail its first request with.
     pub fn open_with_ca(
         url: &str,
         prefix: &str,

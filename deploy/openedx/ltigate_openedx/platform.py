@@ -88,20 +88,40 @@ class OpenEdxPlatform:
             raise NotFound(usage_key_string) from exc
         return ancestors
 
-    def score_for_module(self, user, usage_key_string):
-        """(earned, possible) of a block for a user: summed over its problems."""
+    def score_for_block(self, user, usage_key_string):
+        """(earned, possible) of a block for a user, weighted, as floats.
+
+        For a problem, its own weighted score; for a unit, subsection,
+        section or course, the sum over the scored problems below it.
+
+        Read at openedx/openedx-platform master:
+        - lms/djangoapps/grades/course_grade_factory.py,
+          ``CourseGradeFactory.read(user, ..., course_key=...)``: returns a
+          ``CourseGrade`` from storage or, when none is stored, a
+          ``ZeroCourseGrade`` (never None);
+        - lms/djangoapps/grades/course_grade.py,
+          ``CourseGradeBase.score_for_block(location)``: returns the tuple
+          ``(earned, possible)``; a problem's comes from
+          ``problem_scores[location]``, an ``xmodule/graders.py``
+          ``ProblemScore`` whose ``earned``/``possible`` are the *weighted*
+          values (floats, or None); a composite block's is the sum over
+          ``course_data.structure.get_children``, so a block absent from the
+          learner's course structure gives (0.0, 0.0).
+        Older releases name the method ``score_for_module`` (same body).
+        """
         from lms.djangoapps.grades.api import CourseGradeFactory  # pylint: disable=import-error,import-outside-toplevel
         from xmodule.modulestore.exceptions import ItemNotFoundError  # pylint: disable=import-error,import-outside-toplevel
 
         usage_key = self._usage_key(usage_key_string)
         try:
             grade = CourseGradeFactory().read(user, course_key=usage_key.course_key)
+            score = getattr(grade, "score_for_block", None) or grade.score_for_module
+            # The course structure is read lazily, inside score_for_block:
+            # an unknown course raises here.
+            earned, possible = score(usage_key)
         except ItemNotFoundError as exc:
             raise NotFound(str(usage_key.course_key)) from exc
-        if grade is None:
-            raise NotFound(str(usage_key.course_key))
-        earned, possible = grade.score_for_module(usage_key)
-        return float(earned), float(possible)
+        return float(earned or 0.0), float(possible or 0.0)
 
     def problem_weighted_score_changed(self):
         from lms.djangoapps.grades.signals.signals import (  # pylint: disable=import-error,import-outside-toplevel
@@ -167,7 +187,7 @@ class FakePlatform:
         self._check(usage_key_string)
         return list(self.ancestors.get(usage_key_string, []))[:MAX_ANCESTORS]
 
-    def score_for_module(self, user, usage_key_string):
+    def score_for_block(self, user, usage_key_string):
         self._check(usage_key_string)
         try:
             return self.scores[(user.get_username(), usage_key_string)]

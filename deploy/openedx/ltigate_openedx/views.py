@@ -76,7 +76,7 @@ def composite_score(request):
     if user is None:
         return _error(404, "no such user", "user")
     try:
-        earned, possible = platform.get().score_for_module(user, usage_key)
+        earned, possible = platform.get().score_for_block(user, usage_key)
     except platform.InvalidKey:
         return _error(400, "not a usage key", "usage_key")
     except platform.NotFound:

@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 
 # Session key of a digest of the claims the session's user was last updated from.
 CLAIMS_DIGEST_KEY = "ltigate_claims_digest"
+# Session key of the id of the LMS user those claims resolved to. The gateway
+# username (sub) is in the digest; it is not always the LMS username.
+USER_ID_KEY = "ltigate_user_id"
 
 IDENTITY_CLAIMS = ("sub", "email", "name", "given_name", "family_name")
 
@@ -98,8 +101,8 @@ class LtigateAssertionMiddleware:
         if (
             current is not None
             and current.is_authenticated
-            and current.get_username() == claims["sub"]
             and current.is_active
+            and request.session.get(USER_ID_KEY) == current.pk
             and request.session.get(CLAIMS_DIGEST_KEY) == digest
         ):
             return None
@@ -116,5 +119,6 @@ class LtigateAssertionMiddleware:
             # Open edX's safe-sessions middleware flushes a session whose user
             # changes unexpectedly during a request.
             platform.get().mark_user_change_as_expected(user.pk)
+        request.session[USER_ID_KEY] = user.pk
         request.session[CLAIMS_DIGEST_KEY] = digest
         return None

@@ -50,11 +50,13 @@ def score_event(user_id, course_id, usage_id, weighted_earned, weighted_possible
         return None
     if not possible > 0:
         return None
-    account = LtigateUser.objects.filter(user_id=user_id).select_related("user").first()
+    # The gateway username, which for the seed plugin's adopted learners is
+    # not the LMS username.
+    account = LtigateUser.objects.filter(user_id=user_id).only("username").first()
     if account is None:
         return None
     return {
-        "username": account.user.get_username(),
+        "username": account.username,
         "course_key": str(course_id),
         "usage_key": str(usage_id),
         "earned": min(max(earned, 0.0), possible),

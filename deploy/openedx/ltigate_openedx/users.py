@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
-from . import conf, platform
+from . import conf, platform, seed
 from .models import LtigateUser
 
 log = logging.getLogger(__name__)
@@ -56,32 +56,85 @@ def _email_taken(email, user_id=None):
 
 
 def get_or_create_user(claims):
-    """The active, ltigate-created user named by ``claims["sub"]``.
+    """The active LMS account of the gateway learner ``claims["sub"]``.
 
-    Creates it on first sight (unusable password, a profile through the
-    platform seam) and updates its email and names when the claims carry
-    new ones. Raises UserRefused for an account ltigate did not create or
-    one that has been deactivated.
+    In this order:
+
+    1. the account linked to that gateway username (an ``LtigateUser`` row);
+    2. the account the seed plugin made for the assertion's LTI source (the
+       ``lti`` claim's issuer, client_id and sub), which gets linked: the
+       seed's learners keep their accounts (see ``seed.py``);
+    3. an account already named ``sub`` that is not linked to it: refused,
+       never taken over;
+    4. otherwise a new account named ``sub`` (unusable password, a profile
+       through the platform seam).
+
+    Email and names are then updated when the claims carry new ones. Raises
+    UserRefused for accounts that may not be used (see above), and for
+    deactivated ones.
     """
     username = claims["sub"]
-    User = get_user_model()
-    user = User.objects.filter(username=username).first()
-    if user is None:
-        try:
-            user = _create(username, claims)
-        except IntegrityError:
-            # A concurrent request created it first.
-            user = User.objects.filter(username=username).first()
-            if user is None:
-                raise
-        else:
-            return user
-    if not LtigateUser.objects.filter(user_id=user.pk).exists():
-        raise UserRefused("an account of this name exists and was not created by ltigate")
+    account = LtigateUser.objects.filter(username=username).select_related("user").first()
+    if account is not None:
+        user = account.user
+    else:
+        user = _adopt_seed_user(claims)
+        if user is None:
+            user, created = _create_or_refuse(username, claims)
+            if created:
+                return user
     if not user.is_active:
         raise UserRefused("the account is deactivated")
     update_user(user, claims)
     return user
+
+
+def _link(user, username):
+    """Links ``user`` to the gateway username; the winner of a race wins."""
+    try:
+        with transaction.atomic():
+            LtigateUser.objects.create(user=user, username=username)
+    except IntegrityError:
+        pass
+    account = LtigateUser.objects.filter(user_id=user.pk).first()
+    if account is None or account.username != username:
+        raise UserRefused("the account is linked to another gateway learner")
+
+
+def _adopt_seed_user(claims):
+    """The seed's account for this LTI source, now linked, or None."""
+    user_id = seed.seed_user_id(claims)
+    if user_id is None:
+        return None
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if user is None:
+        return None
+    if not user.is_active:
+        raise UserRefused("the seed plugin's account for this learner is deactivated")
+    existing = LtigateUser.objects.filter(user_id=user.pk).first()
+    if existing is not None and existing.username != claims["sub"]:
+        raise UserRefused("the seed plugin's account is linked to another gateway learner")
+    if existing is None:
+        _link(user, claims["sub"])
+        log.info("ltigate: linked the seed plugin's user %s to %s", user.get_username(), claims["sub"])
+    return user
+
+
+def _create_or_refuse(username, claims):
+    """(user, created): a new account named ``username``, or the one a
+    concurrent request just created; UserRefused when the name is taken."""
+    User = get_user_model()
+    if User.objects.filter(username=username).exists():
+        raise UserRefused("an account of this name exists and was not created by ltigate")
+    try:
+        user = _create(username, claims)
+    except IntegrityError:
+        # A concurrent request created it (or took the name) first.
+        account = LtigateUser.objects.filter(username=username).select_related("user").first()
+        if account is None:
+            raise UserRefused("an account of this name exists and was not created by ltigate") from None
+        return account.user, False
+    return user, True
 
 
 def _create(username, claims):
@@ -99,7 +152,7 @@ def _create(username, claims):
         )
         user.set_unusable_password()
         user.save()
-        LtigateUser.objects.create(user=user)
+        LtigateUser.objects.create(user=user, username=username)
         platform.get().create_profile(user, profile_name(claims) or username)
     log.info("ltigate: created user %s", username)
     return user

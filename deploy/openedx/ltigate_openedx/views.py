@@ -2,13 +2,13 @@
 
 import logging
 
-from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.http import HttpResponseForbidden, JsonResponse
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_GET
 
 from . import platform
+from .models import LtigateUser
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def _error(status, message, field=None):
 @service_view
 @require_GET
 def composite_score(request):
-    """``GET /ltigate/score?user=<username>&usage_key=<key>``:
+    """``GET /ltigate/score?user=<gateway username>&usage_key=<key>``:
     ``{"earned": x, "possible": y}`` for a unit, subsection, course or problem.
 
     Authenticated by ltigate's assertion alone: its ``sub`` must be ``user``
@@ -72,9 +72,11 @@ def composite_score(request):
         return _error(403, "the assertion names another user", "user")
     if claims.get("usage_key") != usage_key:
         return _error(403, "the assertion names other content", "usage_key")
-    user = get_user_model().objects.filter(username=username).first()
-    if user is None:
+    # ``user`` is the gateway username, not necessarily the LMS one.
+    account = LtigateUser.objects.filter(username=username).select_related("user").first()
+    if account is None:
         return _error(404, "no such user", "user")
+    user = account.user
     try:
         earned, possible = platform.get().score_for_block(user, usage_key)
     except platform.InvalidKey:

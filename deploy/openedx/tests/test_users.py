@@ -97,3 +97,17 @@ def test_long_names_are_truncated(fake):
     user = users.get_or_create_user(claims_for(name="N" * 400, given_name="G" * 200, family_name="F" * 200))
     assert len(user.first_name) == 150 and len(user.last_name) == 150
     assert len(fake.profiles[user.pk]) == 255
+
+
+def test_an_account_of_the_name_linked_to_another_gateway_username_is_refused():
+    other = User.objects.create_user(ALICE)
+    LtigateUser.objects.create(user=other, username=BOB)
+    with pytest.raises(users.UserRefused, match="not created by ltigate"):
+        users.get_or_create_user(claims_for())
+    # Bob's gateway username names that account.
+    assert users.get_or_create_user(claims_for(BOB)).pk == other.pk
+
+
+def test_the_gateway_username_is_recorded():
+    user = users.get_or_create_user(claims_for())
+    assert LtigateUser.objects.get(user=user).username == ALICE

@@ -36,6 +36,9 @@ DEFAULTS = {
     "LTIGATE_SCORE_API_TIMEOUT": 15,
     # Celery retries of one score report (exponential back-off, max 10 min).
     "LTIGATE_SCORE_MAX_RETRIES": 12,
+    # The mode learners are enrolled in, in the course an assertion names;
+    # "none": no enrollment.
+    "LTIGATE_ENROLLMENT_MODE": "audit",
     # The platform seam: "openedx", "fake" (tests only) or a dotted path.
     "LTIGATE_PLATFORM": "openedx",
 }

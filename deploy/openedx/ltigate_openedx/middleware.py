@@ -12,7 +12,7 @@ from django.http import HttpResponseForbidden
 from django.urls import Resolver404, resolve
 from django.utils.module_loading import import_string
 
-from . import assertion, conf, platform, users
+from . import assertion, conf, enrollment, platform, users
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,7 @@ class LtigateAssertionMiddleware:
             refused = self._log_in(request, claims)
             if refused is not None:
                 return refused
+            enrollment.on_login(request, request.user, claims)
         return self.get_response(request)
 
     def _log_in(self, request, claims):

@@ -1,4 +1,5 @@
-"""This app's table: which LMS accounts are ltigate's learners."""
+"""This app's tables: which LMS accounts are ltigate's learners, and which
+enrollments ltigate made for them."""
 
 from django.conf import settings
 from django.db import models
@@ -34,3 +35,30 @@ class LtigateUser(models.Model):
     def __str__(self):
         return self.username
 
+
+class LtigateEnrollment(models.Model):
+    """A course enrollment ltigate made (created or re-activated).
+
+    Enrollments the learner already had are never recorded, so removing
+    ltigate's enrollments (the ``ltigate_enrollments`` command, or the admin
+    action) never touches them.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="ltigate_enrollments",
+    )
+    course_key = models.CharField(max_length=255, db_index=True)
+    # As long as CourseEnrollment.mode.
+    mode = models.CharField(max_length=100)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "ltigate enrollment"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "course_key"], name="ltigate_enrollment_user_course"),
+        ]
+
+    def __str__(self):
+        return f"{self.user_id} in {self.course_key} ({self.mode})"

@@ -31,6 +31,10 @@ class NotFound(LookupError):
     """A block or course that does not exist."""
 
 
+class EnrollmentRefused(Exception):
+    """The LMS refused an enrollment change (closed, full, a filter...)."""
+
+
 class OpenEdxPlatform:
     """The real thing, inside the LMS."""
 
@@ -68,6 +72,98 @@ class OpenEdxPlatform:
             return UsageKey.from_string(usage_key_string)
         except InvalidKeyError as exc:
             raise InvalidKey(usage_key_string) from exc
+
+    def _course_key(self, course_key_string):
+        from opaque_keys import InvalidKeyError  # pylint: disable=import-error,import-outside-toplevel
+        from opaque_keys.edx.keys import CourseKey  # pylint: disable=import-error,import-outside-toplevel
+
+        try:
+            return CourseKey.from_string(course_key_string)
+        except InvalidKeyError as exc:
+            raise InvalidKey(course_key_string) from exc
+
+    def enroll(self, user, course_key_string, mode):
+        """Makes sure ``user`` is enrolled in the course, in ``mode``.
+
+        True when this call created the enrollment or re-activated an
+        inactive one; False when the learner was enrolled already (its mode
+        is left alone). NotFound for a course that does not exist,
+        EnrollmentRefused when the LMS refuses (enrollment closed, course
+        full, an openedx-filters pipeline).
+
+        Read at openedx/openedx-platform master,
+        common/djangoapps/student/models/course_enrollment.py (re-exported by
+        ``common.djangoapps.student.models``):
+        - ``CourseEnrollment.is_enrolled(user, course_key)``: the enrollment
+          exists and ``is_active``;
+        - ``CourseEnrollment.enroll(user, course_key, mode=None,
+          check_access=False, can_upgrade=False, enterprise_uuid=None)``:
+          runs the ``CourseEnrollmentStarted`` filter, then, with
+          ``check_access=True``, raises NonExistentCourseError when no
+          ``CourseOverview`` exists, EnrollmentClosedError when
+          ``is_enrollment_closed`` (the ``enroll`` access rule: enrollment
+          dates, invitation-only), CourseFullError at
+          ``max_student_enrollments_allowed``, AlreadyEnrolledError when
+          enrolled; otherwise ``get_or_create_enrollment`` and
+          ``update_enrollment(is_active=True, mode=mode)`` (which is how an
+          inactive enrollment is re-activated) and the enrollment signals.
+          All these errors subclass CourseEnrollmentException.
+
+        ``check_access=True`` because ltigate enrolls on a learner's behalf
+        exactly like the LMS's own enroll button would: without it, enroll()
+        creates enrollments in courses that do not exist (the legacy path
+        kept for "courses announced before content creation") and ignores
+        the course team's enrollment window, invitation-only setting and
+        cap. A refusal costs little: the display view renders without
+        enrollment (``check_if_enrolled=False``).
+        """
+        from common.djangoapps.student.models import (  # pylint: disable=import-error,import-outside-toplevel
+            AlreadyEnrolledError,
+            CourseEnrollment,
+            CourseEnrollmentException,
+            NonExistentCourseError,
+        )
+
+        course_key = self._course_key(course_key_string)
+        if CourseEnrollment.is_enrolled(user, course_key):
+            return False
+        try:
+            CourseEnrollment.enroll(user, course_key, mode=mode, check_access=True)
+        except AlreadyEnrolledError:
+            # A concurrent request enrolled the learner first.
+            return False
+        except NonExistentCourseError as exc:
+            raise NotFound(course_key_string) from exc
+        except CourseEnrollmentException as exc:
+            raise EnrollmentRefused(f"{type(exc).__name__}: {exc}") from exc
+        return True
+
+    def unenroll(self, user, course_key_string):
+        """Deactivates the learner's enrollment in the course.
+
+        True when an active enrollment was deactivated, False when there was
+        none. EnrollmentRefused when an openedx-filters pipeline refuses.
+
+        Read at openedx/openedx-platform master,
+        common/djangoapps/student/models/course_enrollment.py,
+        ``CourseEnrollment.unenroll(user, course_id, skip_refund=False)``:
+        runs the ``CourseUnenrollmentStarted`` filter (UnenrollmentNotAllowed)
+        and ``update_enrollment(is_active=False)``; it only logs when there is
+        no enrollment. The row stays, inactive, as the LMS keeps it.
+        """
+        from common.djangoapps.student.models import (  # pylint: disable=import-error,import-outside-toplevel
+            CourseEnrollment,
+            UnenrollmentNotAllowed,
+        )
+
+        course_key = self._course_key(course_key_string)
+        if not CourseEnrollment.is_enrolled(user, course_key):
+            return False
+        try:
+            CourseEnrollment.unenroll(user, course_key)
+        except UnenrollmentNotAllowed as exc:
+            raise EnrollmentRefused(f"UnenrollmentNotAllowed: {exc}") from exc
+        return True
 
     def block_ancestors(self, usage_key_string):
         """The block's parent, its parent's parent, ... up to the course block."""
@@ -162,6 +258,12 @@ class FakePlatform:
         self.rendered = []
         self.ancestors = {}
         self.scores = {}
+        # (user pk, course key) -> {"mode": ..., "active": bool}
+        self.enrollments = {}
+        # course key -> the exception enroll() raises for it
+        self.enroll_refusals = {}
+        self.enroll_calls = []
+        self.unenroll_calls = []
 
     def create_profile(self, user, name):
         self.profiles[user.pk] = name
@@ -182,6 +284,27 @@ class FakePlatform:
     def _check(self, usage_key_string):
         if not usage_key_string.startswith("block-v1:") or "+type@" not in usage_key_string:
             raise InvalidKey(usage_key_string)
+
+    def enroll(self, user, course_key_string, mode):
+        self.enroll_calls.append((user.pk, course_key_string, mode))
+        if not course_key_string.startswith("course-v1:"):
+            raise InvalidKey(course_key_string)
+        refusal = self.enroll_refusals.get(course_key_string)
+        if refusal is not None:
+            raise refusal
+        current = self.enrollments.get((user.pk, course_key_string))
+        if current is not None and current["active"]:
+            return False
+        self.enrollments[(user.pk, course_key_string)] = {"mode": mode, "active": True}
+        return True
+
+    def unenroll(self, user, course_key_string):
+        self.unenroll_calls.append((user.pk, course_key_string))
+        current = self.enrollments.get((user.pk, course_key_string))
+        if current is None or not current["active"]:
+            return False
+        current["active"] = False
+        return True
 
     def block_ancestors(self, usage_key_string):
         self._check(usage_key_string)

@@ -6,12 +6,28 @@
 //! upstream, with the method, body and end-to-end headers unchanged and
 //! streamed both ways. It removes what must not cross: hop-by-hop headers,
 //! every client copy of the identity headers (any case, `_` or `-`), client
-//! `X-Forwarded-*`/`Forwarded`, the browser's `Authorization`, and ltigate's
-//! own cookies. It adds what the LMS may trust: the signed assertion and
-//! `X-Forwarded-*` set by ltigate. On the way back, upstream cookies lose
-//! their `Domain` (so the LMS session lives only on ltigate's host, where
-//! every path is gated) and gain `Secure; SameSite=None` on HTTPS so that they
-//! work in the platform's iframe.
+//! `X-Forwarded-*`/`Forwarded`, the browser's `Authorization`, and every
+//! cookie the LMS did not set through ltigate. It adds what the LMS may
+//! trust: the signed assertion and `X-Forwarded-*` set by ltigate.
+//!
+//! Cookies are kept apart by name. An upstream `Set-Cookie: NAME=V` reaches
+//! the browser as `__Host-lms.NAME=V` (over plain HTTP, `lms.NAME=V`), host-only
+//! on ltigate's host with `Path=/`; and on the way in only cookies with that
+//! prefix are forwarded, with the prefix removed. So the platform's cookies
+//! (a Moodle on the same host sends `MoodleSession`), the LMS's own
+//! parent-domain cookies (Tutor sets `SESSION_COOKIE_DOMAIN = LMS_HOST`, so a
+//! browser logged into the LMS sends its `sessionid` to every subdomain) and
+//! anything else stay behind: a launch can never log anyone out of a direct
+//! LMS session, and no other cookie can be planted in the LMS session. The
+//! `__Host-` prefix makes browsers refuse such a cookie from anyone but
+//! ltigate's own host over HTTPS (no `Domain`), so a sibling subdomain cannot
+//! plant one either. A cookie the LMS made readable to scripts (not
+//! `HttpOnly`, such as Django's `csrftoken`, which Open edX's JavaScript reads
+//! into `X-CSRFToken`) is also given to the browser under its own name, for
+//! the page's scripts only: that copy is never forwarded.
+//!
+//! On HTTPS every upstream cookie gains `Secure; SameSite=None` (and
+//! `Partitioned` when configured) so that it works in the platform's iframe.
 
 use std::future::Future as _;
 use std::pin::Pin;
@@ -56,6 +72,10 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// The browser-side names of the LMS's cookies start with this (see the module doc).
+pub const UPSTREAM_COOKIE_PREFIX_HTTPS: &str = "__Host-lms.";
+/// Over plain HTTP (local development), where `__Host-` cookies cannot be set.
+pub const UPSTREAM_COOKIE_PREFIX_HTTP: &str = "lms.";
 
 /// Who the request is made for, as the LMS will see it.
 pub struct Identity {
@@ -298,14 +318,10 @@ impl Proxy {
             n == header::AUTHORIZATION || self.is_stripped(n.as_str())
         });
         if headers.contains_key(header::COOKIE) {
-            let kept: Vec<HeaderValue> = headers
-                .get_all(header::COOKIE)
-                .iter()
-                .filter_map(|v| self.without_own_cookies(v))
-                .collect();
+            let kept = self.upstream_cookies(headers);
             headers.remove(header::COOKIE);
-            for v in kept {
-                headers.append(header::COOKIE, v);
+            if let Some(v) = kept {
+                headers.insert(header::COOKIE, v);
             }
         }
     }
@@ -332,25 +348,53 @@ impl Proxy {
             || same(name, REQUEST_ID_HEADER.as_str())
     }
 
-    /// The `Cookie` header without ltigate's session and state cookies.
-    fn without_own_cookies(&self, value: &HeaderValue) -> Option<HeaderValue> {
-        let s = value.to_str().ok()?;
-        let mut kept = String::with_capacity(s.len());
-        for pair in s.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-            let name = pair.split('=').next().unwrap_or_default().trim();
-            if name == self.session_cookie || name.starts_with("ltigate_state_") {
+    /// The one `Cookie` header the LMS gets: the browser's cookies that carry
+    /// [`Self::cookie_prefix`], without it, from every `Cookie` header (HTTP/2
+    /// splits them; HTTP/1.1 wants one). `None` when there are none.
+    fn upstream_cookies(&self, headers: &HeaderMap) -> Option<HeaderValue> {
+        let prefix = self.cookie_prefix();
+        let mut kept = String::new();
+        let pairs = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(Cookie::split_parse)
+            .filter_map(Result::ok);
+        for c in pairs {
+            let Some(name) = c.name().strip_prefix(prefix) else {
+                continue;
+            };
+            if name.is_empty() || self.is_gateway_cookie(name) {
                 continue;
             }
             if !kept.is_empty() {
                 kept.push_str("; ");
             }
-            kept.push_str(pair);
+            kept.push_str(name);
+            kept.push('=');
+            kept.push_str(c.value());
         }
         if kept.is_empty() {
             None
         } else {
             HeaderValue::from_str(&kept).ok()
         }
+    }
+
+    /// The browser-side name prefix of the LMS's cookies. On HTTPS,
+    /// `__Host-`: browsers accept such a cookie only from this very host,
+    /// over HTTPS, with `Path=/` and no `Domain`.
+    fn cookie_prefix(&self) -> &'static str {
+        if self.https {
+            UPSTREAM_COOKIE_PREFIX_HTTPS
+        } else {
+            UPSTREAM_COOKIE_PREFIX_HTTP
+        }
+    }
+
+    /// ltigate's own session and login-state cookies.
+    fn is_gateway_cookie(&self, name: &str) -> bool {
+        name == self.session_cookie || name.starts_with("ltigate_state_")
     }
 
     fn rewrite_response_headers(&self, headers: &mut HeaderMap) {
@@ -364,8 +408,11 @@ impl Proxy {
             headers.remove(header::SET_COOKIE);
             for value in cookies {
                 match self.rewrite_set_cookie(&value) {
-                    Some(v) => {
-                        headers.append(header::SET_COOKIE, v);
+                    Some((forwarded, readable)) => {
+                        headers.append(header::SET_COOKIE, forwarded);
+                        if let Some(v) = readable {
+                            headers.append(header::SET_COOKIE, v);
+                        }
                     }
                     None => tracing::warn!(
                         "dropped an upstream Set-Cookie that could not be parsed or names a gateway cookie"
@@ -389,9 +436,15 @@ impl Proxy {
         }
     }
 
-    fn rewrite_set_cookie(&self, value: &HeaderValue) -> Option<HeaderValue> {
+    /// An upstream `Set-Cookie` as the browser gets it: the copy ltigate
+    /// forwards back (prefixed, host-only, `Path=/`), and for a cookie that
+    /// scripts may read, a copy under its own name that is never forwarded.
+    fn rewrite_set_cookie(
+        &self,
+        value: &HeaderValue,
+    ) -> Option<(HeaderValue, Option<HeaderValue>)> {
         let mut c = Cookie::parse(value.to_str().ok()?.to_owned()).ok()?;
-        if c.name() == self.session_cookie || c.name().starts_with("ltigate_state_") {
+        if self.is_gateway_cookie(c.name()) {
             return None;
         }
         c.unset_domain();
@@ -402,7 +455,14 @@ impl Proxy {
                 c.set_partitioned(true);
             }
         }
-        HeaderValue::from_str(&c.to_string()).ok()
+        let readable = (c.http_only() != Some(true))
+            .then(|| HeaderValue::from_str(&c.to_string()).ok())
+            .flatten();
+        let name = format!("{}{}", self.cookie_prefix(), c.name());
+        c.set_name(name);
+        c.set_path("/");
+        c.set_http_only(true);
+        Some((HeaderValue::from_str(&c.to_string()).ok()?, readable))
     }
 }
 

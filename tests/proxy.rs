@@ -353,7 +353,7 @@ async fn display_forwards_the_block_page_with_a_verifiable_assertion() {
     assert_eq!(s.upstream.count(), 1);
     let seen = s.upstream.last();
     assert_eq!(seen.method, "GET");
-    assert_eq!(seen.target, format!("/xblock/{USAGE}"));
+    assert_eq!(seen.target, format!("/ltigate/xblock/{USAGE}"));
     assert_eq!(
         seen.header("host"),
         Some(s.upstream.addr.to_string().as_str())
@@ -569,8 +569,8 @@ fn spoofing_request(gw: &Gateway, browser: &Browser) -> String {
          Authorization: Bearer client-token\r\n\
          Proxy-Authorization: Basic Zm9vOmJhcg==\r\n\
          X-Secret-Hop: 1\r\n\
-         Cookie: csrftoken=abc; {}; ltigate_state_abcdef=zzz; other=1\r\n\
-         Cookie: ltigate_state_x=1\r\n\
+         Cookie: csrftoken=abc; {}; ltigate_state_abcdef=zzz; lms.sessionid=good; other=1\r\n\
+         Cookie: ltigate_state_x=1; lms.ltigate_session=forged; lms.csrftoken=tok\r\n\
          Connection: close, X-Secret-Hop\r\n\r\n",
         session_pair(gw, browser)
     )
@@ -600,7 +600,8 @@ async fn assert_nothing_forged(s: &Setup, raw: &Raw, seen: &Seen) {
         ("authorization", vec![]),
         ("proxy-authorization", vec![]),
         ("x-secret-hop", vec![]),
-        ("cookie", vec!["csrftoken=abc; other=1"]),
+        // Only the LMS's own cookies, prefixed in the browser, in one header.
+        ("cookie", vec!["sessionid=good; csrftoken=tok"]),
     ] {
         assert_eq!(
             seen.header_all(name),
@@ -707,16 +708,16 @@ async fn path_tricks_are_refused_or_forwarded_exactly_as_checked() {
         ),
         (
             &*format!("/lti/1p3/launch/{course_encoded}/{usage_encoded}"),
-            format!("/xblock/{USAGE}"),
+            format!("/ltigate/xblock/{USAGE}"),
         ),
         // The query never takes part in the decision, and is passed on.
         (
             &*format!("{}?x=/admin", display_path(USAGE)),
-            format!("/xblock/{USAGE}?x=/admin"),
+            format!("/ltigate/xblock/{USAGE}?x=/admin"),
         ),
         (
             &*format!("{}?view=student_view&a=b", display_path(USAGE)),
-            format!("/xblock/{USAGE}?view=student_view&a=b"),
+            format!("/ltigate/xblock/{USAGE}?view=student_view&a=b"),
         ),
     ];
     for (path, target) in forwarded {
@@ -763,14 +764,24 @@ async fn upstream_cookies_lose_their_domain_and_cannot_set_gateway_cookies() {
         .iter()
         .map(|v| v.to_str().expect("ascii").to_owned())
         .collect();
-    assert_eq!(set.len(), 2, "{set:?}");
+    // Each LMS cookie under the prefix, host-only with Path=/; the csrftoken,
+    // which scripts may read, also under its own name for them.
+    assert_eq!(set.len(), 3, "{set:?}");
     assert!(
-        set[0].starts_with("sessionid=abc") && set[0].contains("HttpOnly"),
+        set[0].starts_with("lms.sessionid=abc") && set[0].contains("HttpOnly"),
         "{set:?}"
     );
-    assert!(set[1].starts_with("csrftoken=xyz"), "{set:?}");
+    assert!(
+        set[1].starts_with("lms.csrftoken=xyz") && set[1].contains("HttpOnly"),
+        "{set:?}"
+    );
+    assert!(
+        set[2].starts_with("csrftoken=xyz") && !set[2].contains("HttpOnly"),
+        "{set:?}"
+    );
     for c in &set {
         assert!(!c.to_ascii_lowercase().contains("domain"), "{c}");
+        assert!(c.contains("Path=/"), "{c}");
         assert!(!c.contains("ltigate"), "{c}");
     }
     assert!(
@@ -789,11 +800,11 @@ async fn upstream_cookies_lose_their_domain_and_cannot_set_gateway_cookies() {
         .header("cookie")
         .expect("cookies")
         .to_owned();
-    assert!(
-        cookie.contains("sessionid=abc") && cookie.contains("csrftoken=xyz"),
-        "{cookie}"
-    );
-    assert!(!cookie.contains("ltigate"), "{cookie}");
+    // The LMS gets its cookies back by their own names, each once: the
+    // readable csrftoken copy is the page's, never forwarded.
+    let mut pairs: Vec<&str> = cookie.split("; ").collect();
+    pairs.sort_unstable();
+    assert_eq!(pairs, ["csrftoken=xyz", "sessionid=abc"], "{cookie}");
 
     // The upstream's absolute redirect points back at the gateway.
     let response = s
@@ -808,6 +819,92 @@ async fn upstream_cookies_lose_their_domain_and_cannot_set_gateway_cookies() {
         response.headers()["location"],
         format!("{}/static/after-redirect.js", s.gw.origin()).as_str()
     );
+}
+
+/// An upstream redirect is passed on only when the browser could follow it
+/// through the gate: its target is on the gateway and inside the session's
+/// grant. Any other (another host, the LMS's own pages, another course) is
+/// replaced by the refusal page, which says why and carries a request id.
+#[tokio::test]
+async fn upstream_redirects_outside_the_grant_get_the_refusal_page() {
+    const GATED: &str = "block-v1:OrgX+CS101+2026+type@vertical+block@gated";
+    const SEQUENCE: &str = "block-v1:OrgX+CS101+2026+type@sequential+block@seq";
+    let s = start(GatewayOptions {
+        extra: format!(
+            "{EXTRA_RULES}\n[[rules]]\nscope = \"public\"\npath = \"/redirect-off-site\"\n\n\
+             [[rules]]\nscope = \"public\"\npath = \"/redirect-to\"\n"
+        ),
+        ..Default::default()
+    })
+    .await;
+    let r = s.browser.launch(&s.gw, &s.platform, GATED).await;
+    assert_eq!(r.status, 302, "launch: {}", r.body);
+
+    // A unit in a gated sequence redirects to the sequence's render, which
+    // the shipped rules open for the launched course: passed on, and it works.
+    let response = s
+        .browser
+        .http
+        .get(s.gw.url(&display_path(GATED)))
+        .send()
+        .await
+        .expect("display");
+    assert_eq!(response.status(), 302);
+    let location = response.headers()["location"].to_str().expect("ascii");
+    assert_eq!(location, format!("/xblock/{SEQUENCE}"));
+    assert_eq!(s.browser.get(&s.gw, location).await.0, 200);
+
+    let redirect_to = |path: &str| format!("/redirect-to?{path}");
+    let asset = "/assets/courseware/v1/0123abcd/asset-v1:OrgX+CS101+2026+type@asset+block@a.png";
+    for allowed in [
+        "/static/js/x.js".to_owned(),
+        asset.to_owned(),
+        display_path(GATED),
+    ] {
+        let response = s
+            .browser
+            .http
+            .get(s.gw.url(&redirect_to(&allowed)))
+            .send()
+            .await
+            .expect("redirect");
+        assert_eq!(response.status(), 302, "{allowed}");
+        assert_eq!(response.headers()["location"], allowed.as_str());
+    }
+
+    for (refused, status, reason) in [
+        ("/redirect-off-site".to_owned(), 403, "not_granted"),
+        (redirect_to("/login?next=/dashboard"), 403, "not_granted"),
+        (redirect_to("/dashboard"), 403, "not_granted"),
+        (redirect_to(&display_path(USAGE)), 403, "not_granted"),
+        (
+            redirect_to(&format!("/xblock/{ANOTHER_USAGE}")),
+            403,
+            "not_granted",
+        ),
+        (
+            redirect_to("//evil.example/static/x.js"),
+            403,
+            "not_granted",
+        ),
+    ] {
+        let before = s.upstream.count();
+        let response = s
+            .browser
+            .http
+            .get(s.gw.url(&refused))
+            .send()
+            .await
+            .expect("redirect");
+        assert_eq!(response.status(), status, "{refused}");
+        assert!(response.headers().get("location").is_none(), "{refused}");
+        let body = response.text().await.expect("body");
+        assert!(
+            body.contains(&format!("<code>{reason}</code>")),
+            "{refused}: {body}"
+        );
+        assert_eq!(s.upstream.count(), before + 1, "{refused}: asked once");
+    }
 }
 
 /// Behind an https public URL, upstream cookies become `Secure;
@@ -878,14 +975,36 @@ async fn https_public_url_secures_upstream_cookies_and_rewrites_redirects() {
         .iter()
         .map(|v| v.to_str().expect("ascii"))
         .collect();
-    assert_eq!(set.len(), 2, "{set:?}");
+    assert_eq!(set.len(), 3, "{set:?}");
+    assert!(set[0].starts_with("__Host-lms.sessionid=abc"), "{set:?}");
+    assert!(set[1].starts_with("__Host-lms.csrftoken=xyz"), "{set:?}");
+    assert!(set[2].starts_with("csrftoken=xyz"), "{set:?}");
     for c in &set {
-        for attr in ["Secure", "SameSite=None", "Partitioned"] {
+        for attr in ["Secure", "SameSite=None", "Partitioned", "Path=/"] {
             assert!(c.contains(attr), "{c} lacks {attr}");
         }
         assert!(!c.to_ascii_lowercase().contains("domain"), "{c}");
         assert!(!c.contains("ltigate"), "{c}");
     }
+    // Back through the gate, the LMS gets only its own cookies: not the
+    // browser's readable csrftoken copy, not a parent-domain sessionid.
+    let response = http
+        .get(s.gw.url("/static/js/x.js"))
+        .header(
+            "cookie",
+            format!(
+                "{session}; sessionid=direct-lms-login; csrftoken=parent; \
+                 __Host-lms.sessionid=abc; __Host-lms.csrftoken=xyz; MoodleSession=m"
+            ),
+        )
+        .send()
+        .await
+        .expect("static");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        s.upstream.last().header_all("cookie"),
+        vec!["sessionid=abc; csrftoken=xyz"]
+    );
     let seen = s.upstream.last();
     assert_eq!(seen.header_all("x-forwarded-proto"), vec!["https"]);
     assert_eq!(
@@ -1204,7 +1323,10 @@ async fn missing_content_gets_the_gateways_404_page() {
     assert!(body.contains("<code>content_not_found</code>"), "{body}");
     assert!(!body.contains("(LMS)"), "the LMS's page leaked: {body}");
     assert_eq!(s.upstream.count(), 1);
-    assert_eq!(s.upstream.last().target, format!("/xblock/{MISSING}"));
+    assert_eq!(
+        s.upstream.last().target,
+        format!("/ltigate/xblock/{MISSING}")
+    );
 }
 
 // ---------------------------------------------------------------- 10. upgrades

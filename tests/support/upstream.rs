@@ -1,6 +1,13 @@
 //! A test LMS: records every request it receives and answers by path.
 //!
-//! - `/xblock/<usage_key>`: 200 HTML naming the block (404 if the block id is `missing`);
+//! - `/ltigate/xblock/<usage_key>` (the LMS app's display view) and
+//!   `/xblock/<usage_key>` (stock `render_xblock`): 200 HTML naming the block;
+//!   404 if the block id is `missing`; for a block id `gated`, the 302 that
+//!   `render_xblock` gives a unit in a gated sequence, to the sequence's
+//!   `/xblock/<sequence>` (a relative URL, as Django's `redirect` writes it);
+//! - `/redirect-off-site`: 302 to another host (as `jump_to` sends a learner
+//!   to the learning MFE);
+//! - `/redirect-to?<path>`: 302 to `<path>` on this host, relative;
 //! - `/slow/...`: waits `slow` before answering;
 //! - `/set-cookie`: sets cookies with a `Domain`;
 //! - `/redirect`: 302 to its own absolute URL;
@@ -163,6 +170,7 @@ async fn answer(
         })
         .collect();
     let path = req.uri().path().to_owned();
+    let query = req.uri().query().map(str::to_owned);
     let body = req
         .into_body()
         .collect()
@@ -182,11 +190,31 @@ async fn answer(
             .body(Full::new(Bytes::from(body)))
             .expect("response")
     };
-    if let Some(key) = path.strip_prefix("/xblock/") {
+    let redirect = |location: String| {
+        hyper::Response::builder()
+            .status(302)
+            .header("location", location)
+            .body(Full::new(Bytes::new()))
+            .expect("response")
+    };
+    if let Some(key) = path
+        .strip_prefix("/ltigate/xblock/")
+        .or_else(|| path.strip_prefix("/xblock/"))
+    {
         if key.ends_with("@missing") {
             return respond(404, "<h1>Page not found (LMS)</h1>".into());
         }
+        if let Some(course) = key.strip_suffix("@gated") {
+            let course = course.split("+type@").next().unwrap_or_default();
+            return redirect(format!("/xblock/{course}+type@sequential+block@seq"));
+        }
         return respond(200, format!("<html><body>block {key}</body></html>"));
+    }
+    if path == "/redirect-off-site" {
+        return redirect("https://apps.lms.example.com/learning/course/x".into());
+    }
+    if path == "/redirect-to" {
+        return redirect(query.unwrap_or_else(|| "/".to_owned()));
     }
     if path == "/ltigate/score" {
         let score = *composite.lock().expect("lock");

@@ -433,6 +433,7 @@ where
     };
     let target = proxy.display_target(&content, req.uri().query());
     let session_id = session_id.unwrap_or_default();
+    let asked = (req.method().clone(), req.uri().path().to_owned());
     let response = forward_for(
         (proxy, asserter),
         req,
@@ -445,6 +446,7 @@ where
     if response.status() == StatusCode::NOT_FOUND {
         return Err(Rejection::ContentNotFound);
     }
+    check_redirect(app, &session, &asked, &response)?;
     Ok((response, "display"))
 }
 
@@ -490,6 +492,7 @@ where
         None => path.as_str().to_owned(),
     };
     let session_id = session_id.unwrap_or_default();
+    let asked = (req.method().clone(), path.as_str().to_owned());
     let response = forward_for(
         (proxy, asserter),
         req,
@@ -499,12 +502,80 @@ where
         origin,
     )
     .await?;
+    check_redirect(app, &session, &asked, &response)?;
     let decision = match app.rules()[rule].scope {
         crate::rules::Scope::Usage => "allow:usage",
         crate::rules::Scope::Course => "allow:course",
         crate::rules::Scope::Public => "allow:public",
     };
     Ok((response, decision))
+}
+
+/// An upstream redirect may lead only where the session may go itself: to
+/// content it holds a live grant for, or to a path the rules allow it. Any
+/// other redirect (to another host, such as the learning MFE that Open edX's
+/// `jump_to` sends a learner to; to the LMS's login page; into another
+/// course) is replaced by ltigate's refusal page, so that a learner never
+/// leaves the gate through a redirect and gets a page that says why. A
+/// redirect's target is resolved against the path that was asked for, as a
+/// browser would, after the proxy has mapped the upstream's own origins to
+/// ltigate's.
+fn check_redirect(
+    app: &AppState,
+    session: &Session,
+    (method, asked): &(Method, String),
+    response: &Response<Body>,
+) -> Result<(), Rejection> {
+    let status = response.status().as_u16();
+    if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+        return Ok(());
+    }
+    let Some(location) = response.headers().get(header::LOCATION) else {
+        return Ok(());
+    };
+    let public = &app.config.server.public_url;
+    let target = location
+        .to_str()
+        .ok()
+        .and_then(|l| public.join(asked).ok()?.join(l).ok());
+    let refuse = |why: &'static str, error: AccessError| {
+        tracing::warn!(
+            reason = why,
+            to = target
+                .as_ref()
+                .map_or("", |t| t.host_str().unwrap_or_default()),
+            path = target.as_ref().map_or("", |t| t.path()),
+            "upstream redirect outside the grant replaced by the refusal page"
+        );
+        Err(Rejection::Access(error))
+    };
+    let Some(to) = target.as_ref().filter(|t| t.origin() == public.origin()) else {
+        return refuse("redirect_off_gateway", AccessError::NotGranted);
+    };
+    let now = app.clock.now();
+    if let Ok(content) = ContentPath::from_path(to.path()) {
+        return match session.grants.iter().find(|g| g.content == content) {
+            Some(g) if session.grant_expiry(g) > now => Ok(()),
+            Some(_) => refuse("redirect_grant_expired", AccessError::GrantExpired),
+            None => refuse("redirect_not_granted", AccessError::NotGranted),
+        };
+    }
+    let Ok(path) = crate::path::normalize(to.path()) else {
+        return refuse("redirect_bad_path", AccessError::NotGranted);
+    };
+    // 307 and 308 repeat the method; the others turn into a GET.
+    let method = if matches!(status, 307 | 308) {
+        method.clone()
+    } else {
+        Method::GET
+    };
+    match crate::rules::decide(app.rules(), &method, &path, Some(session), now) {
+        Decision::Allow { .. } => Ok(()),
+        Decision::Expired | Decision::Relaunch => {
+            refuse("redirect_grant_expired", AccessError::GrantExpired)
+        }
+        Decision::Outside => refuse("redirect_not_granted", AccessError::NotGranted),
+    }
 }
 
 /// Forwards `req` to `target` on behalf of grant `grant` of the session,

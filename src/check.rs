@@ -52,6 +52,9 @@ pub fn report(config: &Config) -> String {
             );
         }
     }
+    for warning in warnings(config) {
+        let _ = writeln!(out, "\nWarning: {warning}");
+    }
     let _ = writeln!(out, "\nGive each platform these values:");
     let _ = writeln!(out, "  OIDC login initiation URL: {origin}{LOGIN_PATH}");
     let _ = writeln!(out, "  Redirect URI:              {origin}{LAUNCH_PATH}");
@@ -131,4 +134,72 @@ pub fn report(config: &Config) -> String {
         );
     }
     out
+}
+
+/// What is valid but will hurt in production.
+fn warnings(config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    let public_host = config.server.public_url.host_str().unwrap_or_default();
+    if let Some(u) = &config.upstream
+        && u.shares_cookies_with(public_host)
+    {
+        out.push(format!(
+            "the public host {public_host} is under the LMS's session cookie domain {} \
+             ([upstream] cookie_domain, or host). Browsers logged into the LMS send it their \
+             LMS session, and the LMS's csrftoken may shadow the one ltigate gives the page. \
+             ltigate forwards neither, but move ltigate to a host outside that domain \
+             (for example a sibling such as lti.example.edu beside lms.example.edu).",
+            u.cookie_domain.as_deref().unwrap_or_default()
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(public_url: &str, upstream: &str) -> Config {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = crate::keys::generate("k").expect("key");
+        let key_path = dir.path().join("k.pem");
+        std::fs::write(&key_path, &key.private_pem).expect("write key");
+        let text = format!(
+            "[server]\npublic_url = \"{public_url}\"\n\n\
+             [[keys]]\nkid = \"k\"\nprivate_key_file = \"{}\"\n\n\
+             [upstream]\nurl = \"http://lms:8000\"\n{upstream}\n\n\
+             [assertion]\nusername_key = \"0123456789abcdef0123\"\n",
+            key_path.display()
+        );
+        Config::parse(
+            &text,
+            &dir.path().join("gateway.toml"),
+            &HashMap::<String, String>::new(),
+        )
+        .expect("config")
+    }
+
+    #[test]
+    fn warns_when_the_public_host_is_under_the_lms_cookie_domain() {
+        let under = report(&config(
+            "https://lti.lms.example.edu",
+            "host = \"lms.example.edu\"",
+        ));
+        assert!(
+            under.contains("Warning: the public host lti.lms.example.edu is under the LMS's session cookie domain lms.example.edu"),
+            "{under}"
+        );
+        let beside = report(&config(
+            "https://lti.example.edu",
+            "host = \"lms.example.edu\"",
+        ));
+        assert!(!beside.contains("Warning"), "{beside}");
+        let set = report(&config(
+            "https://lti.example.edu",
+            "host = \"lms.example.edu\"\ncookie_domain = \"example.edu\"",
+        ));
+        assert!(set.contains("cookie domain example.edu"), "{set}");
+    }
 }

@@ -62,6 +62,7 @@ pub struct Upstream {
     pub display_path: Option<String>,
     pub display_query: Option<String>,
     pub max_request_body_bytes: Option<u64>,
+    pub cookie_domain: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

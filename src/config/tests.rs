@@ -1213,3 +1213,55 @@ fn gate_org_block_filter_refuses_bad_orgs_and_types() {
         "platforms[0].gate.org_block_filter.OrgX",
     );
 }
+
+// ---------------------------------------------------------------------------
+// [upstream]
+
+const UPSTREAM_KEY: &str = "[assertion]\nusername_key = \"0123456789abcdef0123\"\n";
+
+#[test]
+fn upstream_display_path_defaults_to_the_lms_apps_view() {
+    let f = Fixture::new();
+    let c = f.ok(&with(&format!(
+        "[upstream]\nurl = \"http://lms:8000\"\n{UPSTREAM_KEY}"
+    )));
+    let u = c.upstream.expect("upstream");
+    // The LMS app's view renders for learners who are not enrolled; the
+    // stock /xblock/ (render_xblock with check_if_enrolled) 404s for them.
+    assert_eq!(u.display_path, "/ltigate/xblock/{usage_key}");
+    assert_eq!(u.cookie_domain, None, "no host, no cookie domain");
+}
+
+#[test]
+fn upstream_cookie_domain_defaults_to_the_host_and_matches_subdomains() {
+    let f = Fixture::new();
+    let c = f.ok(&with(&format!(
+        "[upstream]\nurl = \"http://lms:8000\"\nhost = \"LMS.example.com:443\"\n{UPSTREAM_KEY}"
+    )));
+    let u = c.upstream.expect("upstream");
+    assert_eq!(u.cookie_domain.as_deref(), Some("lms.example.com"));
+    assert!(u.shares_cookies_with("lti.lms.example.com"));
+    assert!(u.shares_cookies_with("LMS.example.com"));
+    assert!(!u.shares_cookies_with("lti.example.com"));
+    assert!(
+        !u.shares_cookies_with("xlms.example.com"),
+        "a label boundary"
+    );
+
+    let c = f.ok(&with(&format!(
+        "[upstream]\nurl = \"http://lms:8000\"\nhost = \"lms.example.com\"\n\
+         cookie_domain = \".example.com\"\n{UPSTREAM_KEY}"
+    )));
+    let u = c.upstream.expect("upstream");
+    assert_eq!(u.cookie_domain.as_deref(), Some("example.com"));
+    assert!(u.shares_cookies_with("lti.example.com"));
+
+    for bad in ["", "lms.example.com:443", "a b", "http://x"] {
+        f.refused(
+            &with(&format!(
+                "[upstream]\nurl = \"http://lms:8000\"\ncookie_domain = \"{bad}\"\n{UPSTREAM_KEY}"
+            )),
+            "upstream.cookie_domain",
+        );
+    }
+}

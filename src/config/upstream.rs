@@ -13,7 +13,7 @@ use crate::rules::Rule;
 pub const DEFAULT_UPSTREAM_CONNECT_TIMEOUT_SEC: u64 = 5;
 pub const DEFAULT_UPSTREAM_RESPONSE_HEADER_TIMEOUT_SEC: u64 = 60;
 pub const DEFAULT_UPSTREAM_REQUEST_TIMEOUT_SEC: u64 = 300;
-pub const DEFAULT_DISPLAY_PATH: &str = "/xblock/{usage_key}";
+pub const DEFAULT_DISPLAY_PATH: &str = "/ltigate/xblock/{usage_key}";
 pub const DEFAULT_MAX_REQUEST_BODY_BYTES: u64 = 100 * 1024 * 1024;
 pub const DEFAULT_ASSERTION_HEADER: &str = "X-Ltigate-Assertion";
 pub const DEFAULT_ASSERTION_AUDIENCE: &str = "openedx";
@@ -38,12 +38,28 @@ pub struct UpstreamConfig {
     /// Query added to the display page request, e.g. `view=student_view`.
     pub display_query: Option<String>,
     pub max_request_body_bytes: u64,
+    /// The LMS's `SESSION_COOKIE_DOMAIN` (Tutor sets it to `LMS_HOST`),
+    /// lower-case and without a leading dot: `cookie_domain`, or else the
+    /// host name of `host`. Only `ltigate check` reads it.
+    pub cookie_domain: Option<String>,
 }
 
 impl UpstreamConfig {
     /// `http://lms:8000`, without a trailing slash.
     pub fn origin(&self) -> String {
         self.url.origin().ascii_serialization()
+    }
+
+    /// Whether a browser sends cookies of the LMS's `cookie_domain` to
+    /// `host` (RFC 6265 §5.1.3 domain matching).
+    pub fn shares_cookies_with(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        self.cookie_domain.as_deref().is_some_and(|domain| {
+            host == domain
+                || host
+                    .strip_suffix(domain)
+                    .is_some_and(|head| head.ends_with('.'))
+        })
     }
 }
 
@@ -141,9 +157,27 @@ impl Validator<'_> {
                 ));
             }
         }
+        let cookie_domain = match raw.cookie_domain {
+            Some(d) => {
+                let d = d.trim_start_matches('.').to_ascii_lowercase();
+                if d.is_empty() || url::Host::parse(&d).is_err() || d.contains(':') {
+                    return Err(self.err(
+                        "upstream.cookie_domain",
+                        "must be a host name, like lms.example.edu (the LMS's SESSION_COOKIE_DOMAIN)",
+                    ));
+                }
+                Some(d)
+            }
+            None => host
+                .as_ref()
+                .and_then(|h| h.to_str().ok())
+                .and_then(|h| h.parse::<http::uri::Authority>().ok())
+                .map(|a| a.host().to_ascii_lowercase()),
+        };
         let upstream = UpstreamConfig {
             url,
             host,
+            cookie_domain,
             connect_timeout: Duration::from_secs(self.positive(
                 "upstream.connect_timeout_sec",
                 raw.connect_timeout_sec,

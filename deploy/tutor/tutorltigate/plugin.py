@@ -32,7 +32,13 @@ hooks.Filters.CONFIG_DEFAULTS.add_items(
         # No public image is published: build deploy/Dockerfile and push it
         # to your registry, then point this setting at it.
         ("LTIGATE_DOCKER_IMAGE", "ltigate:{{ LTIGATE_VERSION }}"),
-        ("LTIGATE_HOST", "lti.{{ LMS_HOST }}"),
+        # A sibling of LMS_HOST (lti.example.edu beside learn.example.edu), not
+        # a subdomain: Tutor sets SESSION_COOKIE_DOMAIN = LMS_HOST, and browsers
+        # send the LMS's session cookie to every host under it.
+        (
+            "LTIGATE_HOST",
+            "lti.{{ LMS_HOST.split('.', 1)[1] if LMS_HOST.count('.') >= 2 else LMS_HOST }}",
+        ),
         ("LTIGATE_REPLICAS", 1),
         # "embedded" (one redb file, one replica) or "redis" (Tutor's Redis,
         # shared by replicas). More than one replica always uses Redis.
@@ -51,6 +57,9 @@ hooks.Filters.CONFIG_DEFAULTS.add_items(
         # None: a grant lasts as long as the session.
         ("LTIGATE_ACCESS_LENGTH_SEC", None),
         ("LTIGATE_GRADES_AGGREGATE_DELAY_SEC", 900),
+        # The LMS app enrolls each launched learner in the course in this mode
+        # ("none": never); the stock courseware needs an enrollment.
+        ("LTIGATE_ENROLLMENT_MODE", "audit"),
         ("LTIGATE_PLATFORMS", []),
         # The pip requirement of the LMS-side app (deploy/openedx); empty: do
         # not install it (install it another way, e.g. OPENEDX_EXTRA_PIP_REQUIREMENTS).

@@ -1,5 +1,7 @@
 """The settings this app reads, with their defaults (see README.md)."""
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
@@ -55,6 +57,20 @@ def issuer():
         raise ImproperlyConfigured("LTIGATE_ISSUER (ltigate's public URL) is required")
     # ltigate signs with its public origin, without a trailing slash.
     return value.rstrip("/")
+
+
+def gateway_origin():
+    """ltigate's public origin as a browser serialises it in ``Origin``:
+    scheme and host in lower case, without a default port or any path."""
+    parts = urlsplit(issuer())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    port = parts.port
+    if port is not None and (scheme, port) not in (("https", 443), ("http", 80)):
+        host = f"{host}:{port}"
+    return f"{scheme}://{host}"
 
 
 def jwks_url():

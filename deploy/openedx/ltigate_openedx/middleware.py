@@ -12,7 +12,7 @@ from django.http import HttpResponseForbidden
 from django.urls import Resolver404, resolve
 from django.utils.module_loading import import_string
 
-from . import assertion, conf, enrollment, platform, users
+from . import assertion, conf, csrf, enrollment, platform, users
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,8 @@ class LtigateAssertionMiddleware:
                 "Invalid gateway assertion.", content_type="text/plain; charset=utf-8"
             )
         request.ltigate_claims = claims
+        # Before any view, so before CsrfViewMiddleware.process_view.
+        csrf.trust_gateway_origin(request)
         if not is_service_view(request):
             refused = self._log_in(request, claims)
             if refused is not None:

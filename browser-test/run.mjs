@@ -8,7 +8,8 @@
 //      by ltigate (https://localhost:G, another site) from the demo upstream:
 //      the learner's name from the verified assertion shows, and the shared
 //      static file came through the gate;
-//   3. ltigate's cookies (and the upstream's, rewritten by ltigate) are
+//   3. ltigate's cookies (and the upstream's, renamed by ltigate to
+//      __Host-lms.<name>, with a readable copy of csrftoken for the page) are
 //      Secure, SameSite=None and Partitioned under the platform's site;
 //   4. a POST made by the unit's own JavaScript to an XBlock handler, with
 //      X-CSRFToken from its csrftoken cookie, passes through ltigate and its
@@ -249,7 +250,9 @@ async function main() {
 
     await step('cookies are Secure, SameSite=None and Partitioned under the platform site', async () => {
       const cookies = await context.cookies(gateway);
-      for (const name of ['ltigate_session', 'csrftoken']) {
+      // The LMS's csrftoken comes back to the LMS as __Host-lms.csrftoken
+      // (HttpOnly); the page's scripts read the plain copy, never forwarded.
+      for (const name of ['ltigate_session', '__Host-lms.csrftoken', 'csrftoken']) {
         const c = cookies.find((x) => x.name === name);
         assert(c, `no ${name} cookie for ${gateway} (have: ${cookies.map((x) => x.name).join(', ') || 'none'})`);
         assert(c.secure && c.sameSite === 'None', `${name} is not Secure; SameSite=None: ${JSON.stringify(c)}`);
@@ -260,6 +263,8 @@ async function main() {
         );
       }
       assert(cookies.find((x) => x.name === 'ltigate_session').httpOnly, 'ltigate_session is not HttpOnly');
+      assert(cookies.find((x) => x.name === '__Host-lms.csrftoken').httpOnly, '__Host-lms.csrftoken is not HttpOnly');
+      assert(!cookies.find((x) => x.name === 'csrftoken').httpOnly, 'the page cannot read csrftoken');
       if (process.env.BROWSER_TEST_VERBOSE) log(`cookies: ${JSON.stringify(cookies.map(({ value, ...c }) => c))}`);
     });
 

@@ -5,7 +5,7 @@
 //! JWKS, with ltigate's public URL as `iss` and `openedx` as `aud`; a request
 //! without one is not served, one that fails verification is refused.
 //!
-//! - `/xblock/<usage_key>`: the unit ltigate displays. It shows who the learner
+//! - `/ltigate/xblock/<usage_key>` (and `/xblock/<usage_key>`): the unit ltigate displays. It shows who the learner
 //!   is (the assertion's claims), what was granted, and a button whose inline
 //!   script POSTs to an XBlock handler of the same course with `X-CSRFToken`
 //!   taken from the `csrftoken` cookie this page sets (Django's double-submit
@@ -116,7 +116,12 @@ impl Upstream {
                 );
             }
         };
-        if let Some(usage) = path.strip_prefix("/xblock/") {
+        // The LMS app's display view (deploy/openedx), where ltigate's default
+        // display_path points; the stock render_xblock path renders the same.
+        if let Some(usage) = path
+            .strip_prefix("/ltigate/xblock/")
+            .or_else(|| path.strip_prefix("/xblock/"))
+        {
             return match *req.method() {
                 Method::GET | Method::HEAD => self.unit(&req, usage, &verified),
                 _ => serve::text(StatusCode::METHOD_NOT_ALLOWED, "GET only"),

@@ -12,7 +12,7 @@ from django.http import HttpResponseForbidden
 from django.urls import Resolver404, resolve
 from django.utils.module_loading import import_string
 
-from . import assertion, conf, csrf, enrollment, platform, users
+from . import assertion, conf, csrf, enrollment, gateway_session, platform, users
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,8 @@ class LtigateAssertionMiddleware:
     def __call__(self, request):
         token = request.META.get(conf.meta_key())
         if token is None:
+            # A session the gateway logged in is not usable without it.
+            gateway_session.end_if_marked(request)
             return self.get_response(request)
         try:
             claims = assertion.verify(token)
@@ -122,6 +124,7 @@ class LtigateAssertionMiddleware:
             # Open edX's safe-sessions middleware flushes a session whose user
             # changes unexpectedly during a request.
             platform.get().mark_user_change_as_expected(user.pk)
+            gateway_session.mark(request)
         request.session[USER_ID_KEY] = user.pk
         request.session[CLAIMS_DIGEST_KEY] = digest
         return None

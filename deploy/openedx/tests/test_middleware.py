@@ -41,8 +41,10 @@ def test_a_good_header_logs_the_sub_user_in(client, mint, fake):
     assert LtigateUser.objects.filter(user=user).exists()
     assert "sessionid" in response.cookies
     assert fake.user_changes == [user.pk]
-    # The session carries the login (the LMS's own session).
-    assert whoami(client).json()["user"] == ALICE
+    # The LMS's own session carries the login: the next gateway request is
+    # not logged in again.
+    assert whoami(client, mint()).json()["user"] == ALICE
+    assert fake.user_changes == [user.pk]
 
 
 @pytest.mark.parametrize(

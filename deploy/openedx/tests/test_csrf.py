@@ -4,8 +4,6 @@ The test settings run django.middleware.csrf.CsrfViewMiddleware; the client
 enforces CSRF checks as a browser's requests would meet them.
 """
 
-import logging
-
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client

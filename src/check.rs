@@ -139,6 +139,17 @@ pub fn report(config: &Config) -> String {
 /// What is valid but will hurt in production.
 fn warnings(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
+    if let Some(u) = &config.upstream
+        && u.display_path.starts_with("/xblock/")
+    {
+        out.push(format!(
+            "display_path is {}, Open edX's stock render_xblock, which answers 404 to a learner \
+             who is not enrolled in the course. Keep the LMS app's enrollment on \
+             (LTIGATE_ENROLLMENT_MODE, default audit), or use its view, /ltigate/xblock/{{usage_key}} \
+             (the default), which renders either way.",
+            u.display_path
+        ));
+    }
     let public_host = config.server.public_url.host_str().unwrap_or_default();
     if let Some(u) = &config.upstream
         && u.shares_cookies_with(public_host)
@@ -201,5 +212,21 @@ mod tests {
             "host = \"lms.example.edu\"\ncookie_domain = \"example.edu\"",
         ));
         assert!(set.contains("cookie domain example.edu"), "{set}");
+    }
+
+    #[test]
+    fn warns_about_the_stock_display_path_only() {
+        let stock = report(&config(
+            "https://lti.example.edu",
+            "display_path = \"/xblock/{usage_key}\"",
+        ));
+        assert!(
+            stock.contains(
+                "Warning: display_path is /xblock/{usage_key}, Open edX's stock render_xblock"
+            ),
+            "{stock}"
+        );
+        let default = report(&config("https://lti.example.edu", ""));
+        assert!(!default.contains("Warning"), "{default}");
     }
 }

@@ -64,11 +64,15 @@ def is_service_view(request):
 class LtigateAssertionMiddleware:
     """Verifies ``X-Ltigate-Assertion`` and logs its user in.
 
-    - No header: the request is untouched.
+    - No header: the request is untouched, unless its session is one this
+      middleware logged in, which is logged out first (``gateway_session``).
     - A header that fails verification: 403, never an anonymous pass-through.
-    - A valid header: ``request.ltigate_claims`` holds the claims, and the
-      user named by ``sub`` is fetched or created, updated and logged in
-      (unless the session already holds that user with the same claims).
+    - A valid header: ``request.ltigate_claims`` holds the claims, the
+      gateway's ``Origin``/``Referer`` are mapped for Django's CSRF check
+      (``csrf``), and the learner named by ``sub`` is fetched, adopted from
+      the seed plugin or created (``users``), updated and logged in (unless
+      the session already holds that user with the same claims), and enrolled
+      in the assertion's course once per session (``enrollment``).
       Server-to-server views (the composite score) only get the claims.
 
     Place it after the authentication middleware; the plugin settings do.

@@ -53,6 +53,17 @@ class OpenEdxPlatform:
             profile.save()
 
     def mark_user_change_as_expected(self, new_user_id):
+        """Tells safe-sessions this request changes the session's user.
+
+        openedx/openedx-platform master,
+        openedx/core/djangoapps/safe_sessions/middleware.py,
+        ``mark_user_change_as_expected(new_user_id)``: "may be None or an LMS
+        user ID"; it sets ``expected_user_change`` in a request cache, and
+        ``SafeSessionMiddleware._verify_user_unchanged`` skips its check when
+        that is set. Called with the new id after a login, and with None after
+        a logout, as ``LogoutView.dispatch``
+        (openedx/core/djangoapps/user_authn/views/logout.py) does.
+        """
         from openedx.core.djangoapps.safe_sessions.middleware import (  # pylint: disable=import-error,import-outside-toplevel
             mark_user_change_as_expected,
         )

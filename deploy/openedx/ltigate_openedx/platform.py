@@ -99,8 +99,7 @@ class OpenEdxPlatform:
         True when this call created the enrollment or re-activated an
         inactive one; False when the learner was enrolled already (its mode
         is left alone). NotFound for a course that does not exist,
-        EnrollmentRefused when the LMS refuses (enrollment closed, course
-        full, an openedx-filters pipeline).
+        EnrollmentRefused when an openedx-filters pipeline refuses.
 
         Read at openedx/openedx-platform master,
         common/djangoapps/student/models/course_enrollment.py (re-exported by
@@ -120,32 +119,38 @@ class OpenEdxPlatform:
           inactive enrollment is re-activated) and the enrollment signals.
           All these errors subclass CourseEnrollmentException.
 
-        ``check_access=True`` because ltigate enrolls on a learner's behalf
-        exactly like the LMS's own enroll button would: without it, enroll()
-        creates enrollments in courses that do not exist (the legacy path
-        kept for "courses announced before content creation") and ignores
-        the course team's enrollment window, invitation-only setting and
-        cap. A refusal costs little: the display view renders without
-        enrollment (``check_if_enrolled=False``).
+        ``check_access=False``, with the course's existence checked first
+        (``CourseOverview.get_from_id``, openedx/core/djangoapps/content/
+        course_overviews/models.py, raises ``CourseOverview.DoesNotExist``):
+        the platform's launch, through ltigate's launch gate, is the access
+        decision here, as it was for the seed plugin, which rendered with the
+        enrollment check off. The course team's enrollment window,
+        invitation-only setting and cap govern the LMS's own catalog, and a
+        course delivered only over LTI commonly closes them to keep the
+        public out; honouring them would leave launched learners without the
+        enrollment that locked assets and course-wide regrades need. The
+        explicit existence check keeps enroll() off its legacy path, which
+        enrolls in courses that do not exist.
         """
         from common.djangoapps.student.models import (  # pylint: disable=import-error,import-outside-toplevel
-            AlreadyEnrolledError,
             CourseEnrollment,
             CourseEnrollmentException,
-            NonExistentCourseError,
+        )
+        from openedx.core.djangoapps.content.course_overviews.models import (  # pylint: disable=import-error,import-outside-toplevel
+            CourseOverview,
         )
 
         course_key = self._course_key(course_key_string)
         if CourseEnrollment.is_enrolled(user, course_key):
             return False
         try:
-            CourseEnrollment.enroll(user, course_key, mode=mode, check_access=True)
-        except AlreadyEnrolledError:
-            # A concurrent request enrolled the learner first.
-            return False
-        except NonExistentCourseError as exc:
+            CourseOverview.get_from_id(course_key)
+        except CourseOverview.DoesNotExist as exc:
             raise NotFound(course_key_string) from exc
+        try:
+            CourseEnrollment.enroll(user, course_key, mode=mode, check_access=False)
         except CourseEnrollmentException as exc:
+            # An openedx-filters pipeline (CourseEnrollmentStarted) refused.
             raise EnrollmentRefused(f"{type(exc).__name__}: {exc}") from exc
         return True
 

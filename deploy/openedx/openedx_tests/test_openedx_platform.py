@@ -40,12 +40,11 @@ def test_the_plugin_settings_added_the_middleware_after_authentication():
 
 def test_every_lazy_import_resolves():
     from common.djangoapps.student.models import (  # noqa: F401
-        AlreadyEnrolledError,
         CourseEnrollment,
         CourseEnrollmentException,
-        NonExistentCourseError,
         UnenrollmentNotAllowed,
     )
+    from openedx.core.djangoapps.content.course_overviews.models import CourseOverview  # noqa: F401
     from lms.djangoapps.grades.course_grade import CourseGradeBase
     from lms.djangoapps.grades.signals.signals import PROBLEM_WEIGHTED_SCORE_CHANGED
 
@@ -79,8 +78,8 @@ def test_mark_user_change_as_expected_runs():
 
 
 class AncestorsAndScores(ModuleStoreTestCase):
-    # CourseEnrollment.enroll(check_access=True) needs the CourseOverview,
-    # which the course_published signal creates.
+    # The seam's enroll checks the CourseOverview, which the course_published
+    # signal creates.
     ENABLED_SIGNALS = ["course_published"]
 
     def setUp(self):

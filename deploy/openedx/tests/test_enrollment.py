@@ -87,10 +87,10 @@ def test_an_inactive_enrollment_is_reactivated_and_recorded(client, mint, fake):
     "refusal, logged",
     [
         (platform.NotFound(COURSE), "no such course"),
-        (platform.EnrollmentRefused("EnrollmentClosedError: "), "EnrollmentClosedError"),
+        (platform.EnrollmentRefused("EnrollmentNotAllowed: a filter refused"), "EnrollmentNotAllowed"),
         (RuntimeError("database on fire"), "enrolling user"),
     ],
-    ids=["no-such-course", "closed", "any-error"],
+    ids=["no-such-course", "filter-refused", "any-error"],
 )
 def test_a_failed_enrollment_is_logged_and_the_request_goes_on(client, mint, fake, caplog, refusal, logged):
     fake.enroll_refusals[COURSE] = refusal

@@ -39,7 +39,7 @@ const COURSE: &str = "course-v1:DemoX+GW101+2026";
 const USAGE: &str = "block-v1:DemoX+GW101+2026+type@vertical+block@welcome";
 /// ltigate's tool key.
 const TOOL_KID: &str = "ltigate-demo-1";
-/// Derives the upstream usernames. A demo value: see `[assertion]` in the README.
+/// Derives the upstream usernames. A demo value: see `[assertion]` in docs/configuration.md.
 const USERNAME_KEY: &str = "demo-only-username-key-0123456789";
 
 #[derive(Parser)]

@@ -191,7 +191,7 @@ pub struct PlatformConfig {
     pub gate: Option<LaunchGate>,
 }
 
-// Defaults, documented in the README's configuration reference.
+// Defaults, documented in docs/configuration.md.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_EMBEDDED_PATH: &str = "data/ltigate.redb";
 pub const DEFAULT_KEY_PREFIX: &str = "ltigate:";

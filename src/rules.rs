@@ -7,7 +7,9 @@
 //!   key (and `{course_key}`, if present, its course);
 //! - `course`: the pattern holds `{course_key}`, `{block_in_course}` (any usage
 //!   key of a launched course), `{asset_in_course}` (an `asset-v1:` key of a
-//!   launched course), or `{course_org}`/`{course_number}` (old `/c4x/` URLs);
+//!   launched course), or `{course_org}`/`{course_number}` (the course key's
+//!   org and number; no shipped rule uses them since the old `/c4x/` rule,
+//!   dead with old Mongo courses, was removed);
 //! - `public`: no placeholder; any session with a live grant may fetch it.
 //!
 //! A pattern is a `/`-separated list of literal segments, placeholders, `*`

@@ -1182,7 +1182,7 @@ async fn request_timeout_bounds_the_whole_request() {
 }
 
 /// The response header timeout is the wait for the LMS's answer once the
-/// request is sent (README: "waiting for the LMS's response headers"); the
+/// request is sent (docs/configuration.md: "waiting for the LMS's response headers"); the
 /// upload itself is bounded by `request_timeout_sec` ("the whole request,
 /// body included"). An upload slower than the header timeout must pass. The
 /// body is paced in real time: nothing here is meant to expire.

@@ -1,6 +1,6 @@
 //! The demo upstream: a fake Open edX LMS behind ltigate.
 //!
-//! It does what the README asks of a real LMS: every request must carry an
+//! It does what docs/in-front-of-the-lms.md asks of a real LMS: every request must carry an
 //! `X-Ltigate-Assertion` JWT that verifies (RS256 only) against ltigate's
 //! JWKS, with ltigate's public URL as `iss` and `openedx` as `aud`; a request
 //! without one is not served, one that fails verification is refused.

@@ -2,7 +2,7 @@
 
 On PROBLEM_WEIGHTED_SCORE_CHANGED for an account ltigate created, once the
 transaction commits, a Celery task (``tasks.post_score``) adds the block's
-ancestors and POSTs the README's score event to ltigate, retrying with
+ancestors and POSTs the score event of ltigate's docs/grades.md to ltigate, retrying with
 back-off while ltigate is unreachable.
 """
 
@@ -66,7 +66,7 @@ def score_event(user_id, course_id, usage_id, weighted_earned, weighted_possible
 
 
 def build_payload(event, ancestors):
-    """The body of ``POST /scores``, exactly as ltigate's README describes it."""
+    """The body of ``POST /scores``, exactly as ltigate's docs/grades.md describes it."""
     return {
         "username": event["username"],
         "course_key": event["course_key"],

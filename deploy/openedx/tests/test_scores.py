@@ -131,7 +131,7 @@ def test_payload_building():
         {k: v for k, v in EXPECTED.items() if k != "ancestors"},
         [UNIT, PROBLEM, SECTION],
     )
-    # Exactly the README's fields; the block itself is not its own ancestor.
+    # Exactly the fields of ltigate's docs/grades.md; the block itself is not its own ancestor.
     assert built == dict(EXPECTED, ancestors=[UNIT, SECTION])
     assert list(built) == ["username", "course_key", "usage_key", "earned", "possible", "modified", "ancestors"]
 

@@ -203,7 +203,7 @@ where
         Ok(answer) => answer,
         Err(rejection) => {
             let reason = rejection.reason();
-            (rejection.into_response(), reason)
+            (rejection.into_response(id.as_str()), reason)
         }
     };
     crate::logging::access(&crate::logging::Access {
@@ -250,7 +250,7 @@ where
         },
         p if is(p, LAUNCH_PATH) || is(p, crate::content::DEEP_LINKING_LAUNCH_PATH) => {
             match method {
-                Method::POST => Box::pin(launch(app, req)).await,
+                Method::POST => Box::pin(launch(app, req, origin.request_id)).await,
                 Method::GET | Method::HEAD => Err(Rejection::LaunchOpenedDirectly),
                 _ => Err(Rejection::MethodNotAllowed("POST")),
             }
@@ -317,7 +317,7 @@ async fn login(app: &AppState, pairs: Vec<(String, String)>) -> Result<Answer, R
     Ok((response, "login"))
 }
 
-async fn launch<B>(app: &AppState, req: Request<B>) -> Result<Answer, Rejection>
+async fn launch<B>(app: &AppState, req: Request<B>, request_id: &str) -> Result<Answer, Rejection>
 where
     B: http_body::Body<Data = Bytes> + Send,
     B::Error: Into<BoxError>,
@@ -379,7 +379,7 @@ where
         Err(e) => {
             let rejection = Rejection::from(e);
             let reason = rejection.reason();
-            let mut response = rejection.into_response();
+            let mut response = rejection.into_response(request_id);
             // The login state is spent either way: drop its cookie too.
             if let Some(state) = state.filter(|s| crate::session::is_token(s)) {
                 response.headers_mut().append(

@@ -13,12 +13,14 @@ use http::{HeaderValue, Response, StatusCode, header};
 use crate::Body;
 
 /// One page: a heading, paragraphs of plain text, and an optional reference
-/// code an administrator can search the logs for.
+/// an administrator can search the logs for: the reason code and the id of
+/// the request (the access log's and the refusal log's `request_id`).
 #[derive(Debug, Clone)]
 pub struct Page {
     pub title: String,
     pub paragraphs: Vec<String>,
     pub reference: Option<&'static str>,
+    pub request_id: Option<String>,
 }
 
 impl Page {
@@ -27,6 +29,7 @@ impl Page {
             title: title.into(),
             paragraphs: Vec::new(),
             reference: None,
+            request_id: None,
         }
     }
 
@@ -37,6 +40,12 @@ impl Page {
 
     pub fn reference(mut self, code: &'static str) -> Self {
         self.reference = Some(code);
+        self
+    }
+
+    /// The id of the request this page answers, shown beside the reference.
+    pub fn request_id(mut self, id: &str) -> Self {
+        self.request_id = Some(id.to_owned());
         self
     }
 
@@ -51,12 +60,30 @@ impl Page {
         for p in &self.paragraphs {
             let _ = writeln!(html, "<p>{}</p>", encode_text(p));
         }
-        if let Some(code) = self.reference {
-            let _ = writeln!(
-                html,
-                "<p class=\"ref\">Reference for your administrator: <code>{}</code></p>",
-                encode_text(code)
-            );
+        match (self.reference, &self.request_id) {
+            (Some(code), Some(id)) => {
+                let _ = writeln!(
+                    html,
+                    "<p class=\"ref\">Reference for your administrator: <code>{}</code>, request <code>{}</code></p>",
+                    encode_text(code),
+                    encode_text(id)
+                );
+            }
+            (Some(code), None) => {
+                let _ = writeln!(
+                    html,
+                    "<p class=\"ref\">Reference for your administrator: <code>{}</code></p>",
+                    encode_text(code)
+                );
+            }
+            (None, Some(id)) => {
+                let _ = writeln!(
+                    html,
+                    "<p class=\"ref\">Reference for your administrator: request <code>{}</code></p>",
+                    encode_text(id)
+                );
+            }
+            (None, None) => {}
         }
         html.push_str("</main></body></html>\n");
         html

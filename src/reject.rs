@@ -175,16 +175,18 @@ impl Rejection {
         .reference(self.reason())
     }
 
-    /// Logs the refusal and renders its response.
-    pub fn into_response(self) -> Response<Body> {
+    /// Logs the refusal and renders its response, whose page names the
+    /// reason and the request's id, so that a person's report leads to the
+    /// log lines.
+    pub fn into_response(self, request_id: &str) -> Response<Body> {
         let status = self.status();
         let reason = self.reason();
         if status.is_server_error() {
-            tracing::error!(status = status.as_u16(), reason, error = %self, "request refused");
+            tracing::error!(status = status.as_u16(), reason, request_id, error = %self, "request refused");
         } else {
-            tracing::warn!(status = status.as_u16(), reason, error = %self, "request refused");
+            tracing::warn!(status = status.as_u16(), reason, request_id, error = %self, "request refused");
         }
-        let mut response = html(status, self.page().render());
+        let mut response = html(status, self.page().request_id(request_id).render());
         if let Some(allow) = match self {
             Rejection::LaunchOpenedDirectly => Some("POST"),
             Rejection::MethodNotAllowed(allow) => Some(allow),

@@ -898,9 +898,18 @@ async fn upstream_redirects_outside_the_grant_get_the_refusal_page() {
             .expect("redirect");
         assert_eq!(response.status(), status, "{refused}");
         assert!(response.headers().get("location").is_none(), "{refused}");
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
         let body = response.text().await.expect("body");
         assert!(
             body.contains(&format!("<code>{reason}</code>")),
+            "{refused}: {body}"
+        );
+        // The page names the request, so a learner's report finds the log line.
+        assert!(
+            body.contains(&format!("request <code>{id}</code>")),
             "{refused}: {body}"
         );
         assert_eq!(s.upstream.count(), before + 1, "{refused}: asked once");

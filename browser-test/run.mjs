@@ -25,19 +25,13 @@
 // BROWSER_TEST_OUT (artifact directory), CHROMIUM_EXTRA_ARGS (more flags, for
 // experiments), BROWSER_TEST_VERBOSE (print the cookies, without values).
 
-import { spawn } from 'node:child_process';
-import { X509Certificate, createHash } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import net from 'node:net';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+import { CHROMIUM, ROOT, Service, TARGET_DIR, TestRun, assert, assertChromium, freePort, launchChromium, spkiHash, tail, toolFrameText } from './harness.mjs';
+
 const OUT = process.env.BROWSER_TEST_OUT ?? path.join(ROOT, 'target', 'browser-test');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const TARGET_DIR = process.env.CARGO_TARGET_DIR ?? path.join(ROOT, 'target');
 // The most recently built of the release and debug demo binaries.
 const DEMO_BIN =
   process.env.DEMO_BIN ??
@@ -54,97 +48,12 @@ const STARTUP_TIMEOUT_MS = 60_000;
 const STEP_TIMEOUT_MS = 20_000;
 const TOTAL_TIMEOUT_MS = 240_000;
 
-const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
-// Extra Chromium flags for experiments, e.g. --test-third-party-cookie-phaseout.
-const EXTRA_FLAGS = (process.env.CHROMIUM_EXTRA_ARGS ?? '').split(/\s+/).filter(Boolean);
-
-function log(message) {
-  console.log(`browser-test: ${message}`);
-}
-
-class Failure extends Error {}
-
-function assert(condition, message) {
-  if (!condition) throw new Failure(message);
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Starts the demo and resolves once it printed its banner. */
-function startDemo(args, logFile) {
-  const child = spawn(DEMO_BIN, args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, LTIGATE_LOG: process.env.LTIGATE_LOG ?? 'info' },
-  });
-  const out = createWriteStream(logFile);
-  child.stderr.pipe(out);
-  let stdout = '';
-  const ready = new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Failure(`the demo did not start within ${STARTUP_TIMEOUT_MS} ms`)),
-      STARTUP_TIMEOUT_MS,
-    );
-    child.stdout.on('data', (chunk) => {
-      out.write(chunk);
-      stdout += chunk;
-      if (stdout.includes('Press Ctrl-C to stop.')) {
-        clearTimeout(timer);
-        resolve(stdout);
-      }
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Failure(`the demo exited during start-up (code ${code}, signal ${signal}); see ${logFile}`));
-    });
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      reject(new Failure(`cannot run the demo ${DEMO_BIN}: ${e.message}`));
-    });
-  });
-  return { child, ready };
-}
-
-/** SIGTERM, then SIGKILL after 10 s. */
-function stopDemo(child) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('exit', () => {
-      clearTimeout(kill);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
-
-/** base64 SHA-256 of the certificate's SubjectPublicKeyInfo, for Chromium's SPKI allow-list. */
-function spkiHash(certFile) {
-  const der = new X509Certificate(readFileSync(certFile)).publicKey.export({ type: 'spki', format: 'der' });
-  return createHash('sha256').update(der).digest('base64');
-}
+const test = new TestRun({ name: 'browser-test', summary: 'browser test' });
+const { log } = test;
 
 async function main() {
   assert(DEMO_BIN && existsSync(DEMO_BIN), 'no demo binary: run `cargo build --release --example demo` (or set DEMO_BIN)');
-  assert(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM)`);
+  assertChromium();
   mkdirSync(OUT, { recursive: true });
   for (const f of ['launch.png', 'refusal.png', 'failure.png']) rmSync(path.join(OUT, f), { force: true });
 
@@ -160,64 +69,42 @@ async function main() {
   let demo;
   let context;
   let page;
-  let passed = 0;
-  let failed = 0;
   const cleanup = async () => {
     if (context) await context.close().catch(() => {});
     context = undefined;
-    await stopDemo(demo?.child);
+    await demo?.stop();
     rmSync(scratch, { recursive: true, force: true });
   };
-  const overall = setTimeout(async () => {
-    console.error(`browser-test: FAILED: the whole test took longer than ${TOTAL_TIMEOUT_MS} ms`);
-    await cleanup();
-    process.exit(1);
-  }, TOTAL_TIMEOUT_MS);
-  for (const signal of ['SIGINT', 'SIGTERM']) {
-    process.once(signal, async () => {
-      await cleanup();
-      process.exit(1);
-    });
-  }
-
-  const step = async (name, body) => {
-    try {
-      await body();
-      passed += 1;
-      log(`ok   ${name}`);
-    } catch (e) {
-      failed += 1;
-      log(`FAIL ${name}: ${e instanceof Failure ? e.message : (e?.stack ?? e)}`);
-      throw Object.assign(e instanceof Error ? e : new Error(String(e)), { reported: true });
-    }
-  };
+  const overall = test.abortOn(TOTAL_TIMEOUT_MS, cleanup, {
+    before: () => console.error(`browser-test: FAILED: the whole test took longer than ${TOTAL_TIMEOUT_MS} ms`),
+  });
+  // The first failed step ends the run.
+  const step = test.stepper();
 
   try {
     log(`starting ${path.relative(ROOT, DEMO_BIN)}: platform ${platform}, ltigate ${gateway}, upstream 127.0.0.1:${upstreamPort}`);
-    demo = startDemo(
+    demo = new Service(
+      'the demo',
+      DEMO_BIN,
       [
         '--gateway-port', String(gatewayPort),
         '--platform-port', String(platformPort),
         '--upstream-port', String(upstreamPort),
         '--tls-self-signed', certDir,
       ],
-      path.join(OUT, 'demo.log'),
-    );
-    await demo.ready;
+      {
+        logFile: path.join(OUT, 'demo.log'),
+        env: { LTIGATE_LOG: process.env.LTIGATE_LOG ?? 'info' },
+        cwd: process.cwd(),
+        detached: false,
+      },
+    ).start();
+    await demo.printed('Press Ctrl-C to stop.', STARTUP_TIMEOUT_MS);
 
     // Trust exactly the demo's certificate (by its key), nothing else.
-    const spki = spkiHash(path.join(certDir, 'cert.pem'));
+    const spki = spkiHash(readFileSync(path.join(certDir, 'cert.pem')));
     log(`launching ${CHROMIUM} (trusting only the demo certificate's key, sha256/${spki})`);
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [...CHROMIUM_FLAGS, `--ignore-certificate-errors-spki-list=${spki}`, ...EXTRA_FLAGS],
-      viewport: { width: 1280, height: 1100 },
-      timeout: STARTUP_TIMEOUT_MS,
-    });
-    context.setDefaultTimeout(STEP_TIMEOUT_MS);
-    context.setDefaultNavigationTimeout(STEP_TIMEOUT_MS);
-    page = context.pages()[0] ?? (await context.newPage());
+    ({ context, page } = await launchChromium(userDataDir, { spki, startupTimeoutMs: STARTUP_TIMEOUT_MS, stepTimeoutMs: STEP_TIMEOUT_MS }));
     page.on('console', (m) => {
       if (m.type() === 'error') log(`page console error: ${m.text()}`);
     });
@@ -304,33 +191,19 @@ async function main() {
       await page.screenshot({ path: path.join(OUT, 'refusal.png'), fullPage: true });
     });
   } catch (e) {
-    if (!e?.reported) {
-      failed += 1;
-      log(`FAIL: ${e instanceof Failure ? e.message : (e?.stack ?? e)}`);
-    }
+    test.fail(e);
     if (page) {
       await page.screenshot({ path: path.join(OUT, 'failure.png'), fullPage: true }).catch(() => {});
-      const inner = await page
-        .frame({ name: 'tool' })
-        ?.evaluate(() => `${location.href}\n${document.body?.innerText ?? ''}`)
-        .catch(() => '(frame unreadable)');
+      const inner = await toolFrameText(page, { unreadable: '(frame unreadable)' });
       if (inner) log(`the iframe shows:\n${inner}`);
     }
     const logFile = path.join(OUT, 'demo.log');
-    if (existsSync(logFile)) {
-      const tail = readFileSync(logFile, 'utf8').split('\n').slice(-25).join('\n');
-      log(`last lines of ${path.relative(ROOT, logFile)}:\n${tail}`);
-    }
+    if (existsSync(logFile)) log(`last lines of ${path.relative(ROOT, logFile)}:\n${tail(logFile, 24)}`);
   } finally {
     clearTimeout(overall);
     await cleanup();
   }
-  console.log(`browser test: ${passed} passed, ${failed} failed`);
-  process.exit(failed === 0 && passed > 0 ? 0 : 1);
+  test.finish();
 }
 
-main().catch((e) => {
-  console.error(`browser-test: FAIL: ${e instanceof Failure ? e.message : (e?.stack ?? e)}`);
-  console.log('browser test: 0 passed, 1 failed');
-  process.exit(1);
-});
+test.main(main);

@@ -63,25 +63,23 @@
 // LTIGATE_LOG, CHROMIUM_EXTRA_ARGS, STOCK_LMS_TEST_TIMEOUT_MS (the whole run).
 
 import { spawn } from 'node:child_process';
-import { X509Certificate, createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import dns from 'node:dns';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 
+import {
+  CHROMIUM, Failure, ROOT, Service, TARGET_DIR, TestRun,
+  assert, assertChromium, freePort, launchChromium, sleep, spkiHash, tail, toolFrameText,
+} from './harness.mjs';
 import { rsaKey, startPlatform } from './platform.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const TARGET_DIR = process.env.CARGO_TARGET_DIR ? path.resolve(process.env.CARGO_TARGET_DIR) : path.join(ROOT, 'target');
 const OUT = process.env.BROWSER_TEST_OUT ?? path.join(TARGET_DIR, 'browser-test', 'stock-lms');
 const LTIGATE_BIN = process.env.LTIGATE_BIN ?? path.join(TARGET_DIR, 'debug', 'ltigate');
 const PYTHON = process.env.STOCK_LMS_PYTHON ?? path.join(TARGET_DIR, 'stock-lms-venv', 'bin', 'python');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const STOCK_LMS = path.join(ROOT, 'tests', 'stock_lms');
 
 const LMS_HOST = 'lms.test';
@@ -103,48 +101,15 @@ const SCORE_TIMEOUT_MS = 30_000;
 const SCORES_QUIET_MS = 4_000;
 const TOTAL_TIMEOUT_MS = Number(process.env.STOCK_LMS_TEST_TIMEOUT_MS ?? 420_000);
 
-const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  `--host-resolver-rules=MAP ${LMS_HOST} 127.0.0.1, MAP ${GATEWAY_HOST} 127.0.0.1`,
-];
-const EXTRA_FLAGS = (process.env.CHROMIUM_EXTRA_ARGS ?? '').split(/\s+/).filter(Boolean);
+const test = new TestRun({ name: 'stock-lms', summary: 'stock-lms browser test', clock: true });
+const { log } = test;
 
-const T0 = Date.now();
-function log(message) {
-  console.log(`stock-lms [${((Date.now() - T0) / 1000).toFixed(1).padStart(5)}s]: ${message}`);
-}
-
-class Failure extends Error {}
 /** A step that could not run because one it needs failed. */
 class NotRun extends Failure {}
-
-function assert(condition, message) {
-  if (!condition) throw new Failure(message);
-}
 
 function requires(value, what) {
   if (!value) throw new NotRun(`not run: ${what}`);
   return value;
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Polls `probe` until it returns a truthy value; throws `what` after `timeoutMs`. */
@@ -164,79 +129,15 @@ async function waitFor(what, probe, timeoutMs, { every = 250, alive = () => {} }
   }
 }
 
-function tail(file, lines = 20) {
-  if (!existsSync(file)) return '(no log)';
-  return readFileSync(file, 'utf8').split('\n').slice(-lines - 1).join('\n');
-}
-
 // ------------------------------------------------------------------ processes
 
-/** A long-running child in its own process group, its output in a log file. */
-class Service {
-  constructor(name, cmd, args, { env = {}, cwd = ROOT } = {}) {
-    Object.assign(this, { name, cmd, args, env, cwd, logFile: path.join(OUT, `${name}.log`) });
-  }
-
-  start() {
-    const out = createWriteStream(this.logFile);
-    this.child = spawn(this.cmd, this.args, {
-      cwd: this.cwd,
-      env: { ...process.env, ...this.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
-    this.child.stdout.pipe(out);
-    this.child.stderr.pipe(out);
-    this.exited = new Promise((resolve) => {
-      this.child.once('exit', (code, signal) => {
-        this.status = { code, signal };
-        resolve();
-      });
-      this.child.once('error', (e) => {
-        this.status = { error: e.message };
-        resolve();
-      });
-    });
-    return this;
-  }
-
-  get running() {
-    return this.child && !this.status;
-  }
-
-  /** Throws when the service died (for start-up polls). */
-  alive() {
-    if (this.child && this.status) {
-      throw new Failure(`${this.name} exited (${JSON.stringify(this.status)}); last lines of ${path.relative(ROOT, this.logFile)}:\n${tail(this.logFile)}`);
-    }
-  }
-
-  /** SIGTERM to the process group, SIGKILL after 10 s. */
-  async stop() {
-    if (!this.running) return;
-    const group = (signal) => {
-      try {
-        process.kill(-this.child.pid, signal);
-      } catch {
-        // Already gone.
-      }
-    };
-    group('SIGTERM');
-    const killed = await Promise.race([this.exited.then(() => false), sleep(10_000).then(() => true)]);
-    if (killed) {
-      group('SIGKILL');
-      await this.exited;
-    }
-    // Workers that outlived their master (gunicorn) share its group.
-    group('SIGKILL');
-  }
-}
+const logFile = (name) => path.join(OUT, `${name}.log`);
 
 /** Runs a command to completion, its output in OUT/<name>.log; throws on failure. */
 function run(name, cmd, args, { env = {}, cwd = ROOT, timeoutMs = 120_000 } = {}) {
-  const logFile = path.join(OUT, `${name}.log`);
+  const file = logFile(name);
   return new Promise((resolve, reject) => {
-    const out = createWriteStream(logFile);
+    const out = createWriteStream(file);
     const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     const collect = (chunk) => {
@@ -254,7 +155,7 @@ function run(name, cmd, args, { env = {}, cwd = ROOT, timeoutMs = 120_000 } = {}
       clearTimeout(timer);
       out.end();
       if (code === 0) resolve(output);
-      else reject(new Failure(`${name} (${path.basename(cmd)} ${args.join(' ')}) failed (code ${code}, signal ${signal}); last lines of ${path.relative(ROOT, logFile)}:\n${tail(logFile)}`));
+      else reject(new Failure(`${name} (${path.basename(cmd)} ${args.join(' ')}) failed (code ${code}, signal ${signal}); last lines of ${path.relative(ROOT, file)}:\n${tail(file)}`));
     });
   });
 }
@@ -336,12 +237,6 @@ write("ca.pem", ca.public_bytes(serialization.Encoding.PEM))
 write("cert.pem", cert.public_bytes(serialization.Encoding.PEM))
 write("key.pem", pem_key(key))
 `;
-
-/** base64 SHA-256 of the certificate's SubjectPublicKeyInfo, for Chromium's SPKI allow-list. */
-function spkiHash(certPem) {
-  const der = new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'der' });
-  return createHash('sha256').update(der).digest('base64');
-}
 
 // ------------------------------------------------------------------- config
 
@@ -444,7 +339,7 @@ async function main() {
   assert(existsSync(LTIGATE_BIN), `no ltigate binary at ${LTIGATE_BIN}: run \`cargo build --bin ltigate\` (or set LTIGATE_BIN)`);
   assert(existsSync(PYTHON), `no Python at ${PYTHON}: make the stock LMS venv (python3 -m venv target/stock-lms-venv && target/stock-lms-venv/bin/pip install -r tests/stock_lms/requirements.txt ./deploy/openedx), or set STOCK_LMS_PYTHON`);
   assert(existsSync(path.join(STOCK_LMS, 'manage.py')), `no stock LMS at ${path.relative(ROOT, STOCK_LMS)}/manage.py`);
-  assert(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM)`);
+  assertChromium();
   mkdirSync(OUT, { recursive: true });
   // The previous run's artifacts (only the kinds this script writes).
   for (const f of readdirSync(OUT)) if (/\.(log|png|json|toml)$/.test(f)) rmSync(path.join(OUT, f), { force: true });
@@ -474,9 +369,6 @@ async function main() {
   let context;
   let page;
   let current; // the page a failure screenshot shows
-  let passed = 0;
-  let failed = 0;
-  const results = [];
   let cleaned = false;
   const cleanup = async () => {
     if (cleaned) return;
@@ -490,47 +382,26 @@ async function main() {
     }
     rmSync(scratch, { recursive: true, force: true });
   };
-  const overall = setTimeout(async () => {
-    console.error(`stock-lms: FAIL: the whole test took longer than ${TOTAL_TIMEOUT_MS} ms`);
-    await cleanup();
-    console.log(`stock-lms browser test: ${passed} passed, ${failed + 1} failed`);
-    process.exit(1);
-  }, TOTAL_TIMEOUT_MS);
-  for (const signal of ['SIGINT', 'SIGTERM']) {
-    process.once(signal, async () => {
-      await cleanup();
-      process.exit(1);
-    });
-  }
+  const overall = test.abortOn(TOTAL_TIMEOUT_MS, cleanup, {
+    before: () => console.error(`stock-lms: FAIL: the whole test took longer than ${TOTAL_TIMEOUT_MS} ms`),
+    after: () => console.log(test.summary(1)),
+  });
 
-  const step = async (name, body) => {
-    const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 60);
-    try {
-      await body();
-      passed += 1;
-      results.push({ name, ok: true });
-      log(`ok   ${name}`);
-      return true;
-    } catch (e) {
-      failed += 1;
-      const message = e instanceof Failure ? e.message : (e?.stack ?? String(e));
-      results.push({ name, ok: false, message });
-      log(`FAIL ${name}: ${message}`);
-      if (!(e instanceof NotRun)) {
-        const shot = path.join(OUT, `failure-${slug}.png`);
-        if (current && !current.isClosed()) {
-          await current.screenshot({ path: shot, fullPage: true }).catch(() => {});
-          log(`     screenshot: ${path.relative(ROOT, shot)}`);
-        }
-        const inner = await page
-          ?.frame({ name: 'tool' })
-          ?.evaluate(() => `${location.href}\n${(document.body?.innerText ?? '').slice(0, 1500)}`)
-          .catch(() => null);
-        if (inner) log(`     the iframe shows: ${inner.replace(/\n/g, '\n     ')}`);
+  // A failed step does not stop the others; one that ran shows where it failed.
+  const step = test.stepper({
+    keepGoing: true,
+    onFailure: async (name, e) => {
+      if (e instanceof NotRun) return;
+      const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 60);
+      const shot = path.join(OUT, `failure-${slug}.png`);
+      if (current && !current.isClosed()) {
+        await current.screenshot({ path: shot, fullPage: true }).catch(() => {});
+        log(`     screenshot: ${path.relative(ROOT, shot)}`);
       }
-      return false;
-    }
-  };
+      const inner = await toolFrameText(page, { limit: 1500 });
+      if (inner) log(`     the iframe shows: ${inner.replace(/\n/g, '\n     ')}`);
+    },
+  });
 
   try {
     // --- the test certificate
@@ -631,8 +502,8 @@ document.getElementById('csrf-fetch').onclick = async () => {
       '--access-logfile', '-', '--error-logfile', '-',
       ...(tls ? ['--certfile', cert.cert, '--keyfile', cert.key] : []),
     ];
-    const lms = new Service('lms', PYTHON, gunicorn(ports.lms, false), { env: lmsEnv }).start();
-    const lmsTls = new Service('lms-tls', PYTHON, gunicorn(ports.lmsTls, true), { env: lmsEnv }).start();
+    const lms = new Service('lms', PYTHON, gunicorn(ports.lms, false), { env: lmsEnv, logFile: logFile('lms') }).start();
+    const lmsTls = new Service('lms-tls', PYTHON, gunicorn(ports.lmsTls, true), { env: lmsEnv, logFile: logFile('lms-tls') }).start();
     services.push(lms, lmsTls);
 
     // --- ltigate
@@ -641,7 +512,7 @@ document.getElementById('csrf-fetch').onclick = async () => {
     writeFileSync(path.join(OUT, 'ltigate.toml'), readFileSync(configFile));
     const ltigateEnv = { LTIGATE_LOG: process.env.LTIGATE_LOG ?? 'info', LTIGATE_LOG_FORMAT: 'text' };
     await run('ltigate-check', LTIGATE_BIN, ['check', '--config', configFile], { env: ltigateEnv, timeoutMs: 30_000 });
-    const ltigate = new Service('ltigate', LTIGATE_BIN, ['serve', '--config', configFile], { env: ltigateEnv }).start();
+    const ltigate = new Service('ltigate', LTIGATE_BIN, ['serve', '--config', configFile], { env: ltigateEnv, logFile: logFile('ltigate') }).start();
     services.push(ltigate);
     log(`ltigate ${gateway} (scores 127.0.0.1:${ports.scores}), LMS http://127.0.0.1:${ports.lms} and ${lmsDirect}, platform ${platform.base}, other origin ${otherOrigin}`);
 
@@ -658,16 +529,12 @@ document.getElementById('csrf-fetch').onclick = async () => {
 
     // --- Chromium
     log(`launching ${CHROMIUM} (resolving ${GATEWAY_HOST} and ${LMS_HOST} to 127.0.0.1, trusting only the test certificate's key, sha256/${spki})`);
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [...CHROMIUM_FLAGS, `--ignore-certificate-errors-spki-list=${spki}`, ...EXTRA_FLAGS],
-      viewport: { width: 1280, height: 1100 },
-      timeout: STARTUP_TIMEOUT_MS,
-    });
-    context.setDefaultTimeout(STEP_TIMEOUT_MS);
-    context.setDefaultNavigationTimeout(STEP_TIMEOUT_MS);
-    page = context.pages()[0] ?? (await context.newPage());
+    ({ context, page } = await launchChromium(userDataDir, {
+      spki,
+      flags: [`--host-resolver-rules=MAP ${LMS_HOST} 127.0.0.1, MAP ${GATEWAY_HOST} 127.0.0.1`],
+      startupTimeoutMs: STARTUP_TIMEOUT_MS,
+      stepTimeoutMs: STEP_TIMEOUT_MS,
+    }));
     context.on('console', (m) => {
       if (m.type() === 'error' && !/\/favicon\.ico$/.test(m.location()?.url ?? '')) log(`console error on ${m.location()?.url ?? m.page()?.url()}: ${m.text()}`);
     });
@@ -961,27 +828,21 @@ document.getElementById('csrf-fetch').onclick = async () => {
       assert(r.status === 401, `${lmsDirect}/api/user/v1/me with the gateway's LMS session and no assertion answered ${r.status}: ${r.body.slice(0, 300)}`);
     });
   } catch (e) {
-    failed += 1;
-    log(`FAIL: ${e instanceof Failure ? e.message : (e?.stack ?? e)}`);
+    test.fail(e);
     if (current && !current.isClosed()) await current.screenshot({ path: path.join(OUT, 'failure-setup.png'), fullPage: true }).catch(() => {});
   } finally {
     clearTimeout(overall);
     await cleanup();
   }
-  if (failed) {
+  if (test.failed) {
     for (const name of ['ltigate', 'lms', 'lms-tls']) {
-      log(`last lines of ${path.relative(ROOT, path.join(OUT, `${name}.log`))}:\n${tail(path.join(OUT, `${name}.log`), 15)}`);
+      log(`last lines of ${path.relative(ROOT, logFile(name))}:\n${tail(logFile(name), 15)}`);
     }
-    const notPassed = results.filter((r) => !r.ok).map((r) => `  ${r.name}: ${r.message.split('\n')[0]}`);
+    const notPassed = test.results.filter((r) => !r.ok).map((r) => `  ${r.name}: ${r.message.split('\n')[0]}`);
     if (notPassed.length) log(`failed steps:\n${notPassed.join('\n')}`);
   }
   log(`artifacts and logs in ${path.relative(ROOT, OUT) || OUT}`);
-  console.log(`stock-lms browser test: ${passed} passed, ${failed} failed`);
-  process.exit(failed === 0 && passed > 0 ? 0 : 1);
+  test.finish();
 }
 
-main().catch((e) => {
-  console.error(`stock-lms: FAIL: ${e instanceof Failure ? e.message : (e?.stack ?? e)}`);
-  console.log('stock-lms browser test: 0 passed, 1 failed');
-  process.exit(1);
-});
+test.main(main);

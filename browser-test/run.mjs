@@ -185,7 +185,8 @@ async function main() {
       assert(response.status() === 403, `/dashboard answered ${response.status()}`);
       await tool.locator('h1').filter({ hasText: 'This content was not part of your launch' }).waitFor();
       assert(frame().url() === `${gateway}/dashboard`, `the iframe is at ${frame().url()}`);
-      const code = await tool.locator('p.ref code').textContent();
+      // The reason code; the request id follows it (src/pages.rs).
+      const code = await tool.locator('p.ref code').first().textContent();
       assert(code === 'not_granted', `refusal reference is ${code}`);
       assert((await tool.locator('#lms-dashboard').count()) === 0, 'the LMS dashboard was shown');
       await page.screenshot({ path: path.join(OUT, 'refusal.png'), fullPage: true });

@@ -157,9 +157,10 @@ fn warnings(config: &Config) -> Vec<String> {
         out.push(format!(
             "the public host {public_host} is under the LMS's session cookie domain {} \
              ([upstream] cookie_domain, or host). Browsers logged into the LMS send it their \
-             LMS session, and the LMS's csrftoken may shadow the one ltigate gives the page. \
-             ltigate forwards neither, but move ltigate to a host outside that domain \
-             (for example a sibling such as lti.example.edu beside lms.example.edu).",
+             LMS session (ltigate never forwards it), and an LMS csrftoken set on that domain \
+             (CSRF_COOKIE_DOMAIN) would shadow the one ltigate gives the page. Move ltigate to \
+             a host outside it, for example a sibling such as lti.example.edu beside \
+             lms.example.edu.",
             u.cookie_domain.as_deref().unwrap_or_default()
         ));
     }

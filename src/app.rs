@@ -446,8 +446,13 @@ where
     if response.status() == StatusCode::NOT_FOUND {
         return Err(Rejection::ContentNotFound);
     }
-    check_redirect(app, &session, &asked, &response)?;
-    Ok((response, "display"))
+    Ok(within_grant(
+        app,
+        &session,
+        &asked,
+        (response, "display"),
+        origin.request_id,
+    ))
 }
 
 async fn gated<B>(app: &AppState, req: Request<B>, origin: Origin<'_>) -> Result<Answer, Rejection>
@@ -502,13 +507,41 @@ where
         origin,
     )
     .await?;
-    check_redirect(app, &session, &asked, &response)?;
     let decision = match app.rules()[rule].scope {
         crate::rules::Scope::Usage => "allow:usage",
         crate::rules::Scope::Course => "allow:course",
         crate::rules::Scope::Public => "allow:public",
     };
-    Ok((response, decision))
+    Ok(within_grant(
+        app,
+        &session,
+        &asked,
+        (response, decision),
+        origin.request_id,
+    ))
+}
+
+/// The upstream's answer, or, when it redirects outside the grant (see
+/// [`check_redirect`]), the refusal page. The page keeps the upstream's
+/// cookies, already rewritten by the proxy: a session the LMS started on that
+/// response (the assertion's login) is not lost to the refusal.
+fn within_grant(
+    app: &AppState,
+    session: &Session,
+    asked: &(Method, String),
+    (response, decision): Answer,
+    request_id: &str,
+) -> Answer {
+    let Err(rejection) = check_redirect(app, session, asked, &response) else {
+        return (response, decision);
+    };
+    let reason = rejection.reason();
+    let mut page = rejection.into_response(request_id);
+    for cookie in response.headers().get_all(header::SET_COOKIE) {
+        page.headers_mut()
+            .append(header::SET_COOKIE, cookie.clone());
+    }
+    (page, reason)
 }
 
 /// An upstream redirect may lead only where the session may go itself: to
@@ -526,8 +559,10 @@ fn check_redirect(
     (method, asked): &(Method, String),
     response: &Response<Body>,
 ) -> Result<(), Rejection> {
+    // Every 3xx with a Location but 304 (which has none to follow): Firefox
+    // follows a 300's Location too.
     let status = response.status().as_u16();
-    if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+    if !(300..400).contains(&status) || status == 304 {
         return Ok(());
     }
     let Some(location) = response.headers().get(header::LOCATION) else {

@@ -874,6 +874,7 @@ async fn upstream_redirects_outside_the_grant_get_the_refusal_page() {
 
     for (refused, status, reason) in [
         ("/redirect-off-site".to_owned(), 403, "not_granted"),
+        ("/redirect-off-site?300".to_owned(), 403, "not_granted"),
         (redirect_to("/login?next=/dashboard"), 403, "not_granted"),
         (redirect_to("/dashboard"), 403, "not_granted"),
         (redirect_to(&display_path(USAGE)), 403, "not_granted"),
@@ -902,6 +903,12 @@ async fn upstream_redirects_outside_the_grant_get_the_refusal_page() {
             .to_str()
             .expect("ascii")
             .to_owned();
+        let set_cookies: Vec<String> = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .collect();
         let body = response.text().await.expect("body");
         assert!(
             body.contains(&format!("<code>{reason}</code>")),
@@ -912,6 +919,15 @@ async fn upstream_redirects_outside_the_grant_get_the_refusal_page() {
             body.contains(&format!("request <code>{id}</code>")),
             "{refused}: {body}"
         );
+        if refused.starts_with("/redirect-off-site") {
+            // The LMS's cookies of that response survive the refusal.
+            assert!(
+                set_cookies
+                    .iter()
+                    .any(|c| c.starts_with("lms.sessionid=fresh")),
+                "{refused}: {set_cookies:?}"
+            );
+        }
         assert_eq!(s.upstream.count(), before + 1, "{refused}: asked once");
     }
 }

@@ -5,8 +5,9 @@
 //!   404 if the block id is `missing`; for a block id `gated`, the 302 that
 //!   `render_xblock` gives a unit in a gated sequence, to the sequence's
 //!   `/xblock/<sequence>` (a relative URL, as Django's `redirect` writes it);
-//! - `/redirect-off-site`: 302 to another host (as `jump_to` sends a learner
-//!   to the learning MFE);
+//! - `/redirect-off-site[?300]`: 302 (or 300) to another host (as `jump_to`
+//!   sends a learner to the learning MFE), setting a `sessionid` cookie as a
+//!   login on that response would;
 //! - `/redirect-to?<path>`: 302 to `<path>` on this host, relative;
 //! - `/slow/...`: waits `slow` before answering;
 //! - `/set-cookie`: sets cookies with a `Domain`;
@@ -211,7 +212,17 @@ async fn answer(
         return respond(200, format!("<html><body>block {key}</body></html>"));
     }
     if path == "/redirect-off-site" {
-        return redirect("https://apps.lms.example.com/learning/course/x".into());
+        let status = if query.as_deref() == Some("300") {
+            300
+        } else {
+            302
+        };
+        return hyper::Response::builder()
+            .status(status)
+            .header("location", "https://apps.lms.example.com/learning/course/x")
+            .header("set-cookie", "sessionid=fresh; Path=/; HttpOnly")
+            .body(Full::new(Bytes::new()))
+            .expect("response");
     }
     if path == "/redirect-to" {
         return redirect(query.unwrap_or_else(|| "/".to_owned()));

@@ -24,7 +24,7 @@ pub struct RequestCookies {
 
 impl RequestCookies {
     pub fn from_headers(headers: &HeaderMap) -> Self {
-        let pairs = parsed(headers)
+        let pairs = pairs(headers)
             .map(|(name, value)| (name.to_owned(), value.to_owned()))
             .collect();
         Self { pairs }
@@ -33,22 +33,29 @@ impl RequestCookies {
     /// The value of one cookie, without collecting the others: the gated
     /// path needs only the session cookie.
     pub fn one(headers: &HeaderMap, name: &str) -> Option<String> {
-        parsed(headers)
+        pairs(headers)
             .find(|(n, _)| *n == name)
             .map(|(_, value)| value.to_owned())
     }
 }
 
 /// The first [`MAX_COOKIES`] `name=value` pairs of every `Cookie` header,
-/// trimmed. Pairs without `=` or without a name are skipped; values are
-/// returned as sent (ltigate's own are base64url tokens, checked by their
-/// readers).
-fn parsed(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+/// trimmed: the one reader of the header, for ltigate's own cookies and for
+/// those the proxy forwards. Pairs without `=`, without a name, or with
+/// bytes outside visible ASCII are skipped one by one, so that one odd
+/// cookie (a sibling host can set `x=é` on the parent domain) cannot hide
+/// the others. Values are returned as sent (ltigate's own are base64url
+/// tokens, checked by their readers).
+pub fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
     headers
         .get_all(header::COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
+        .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
+        .filter(|pair| {
+            pair.iter()
+                .all(|&b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+        })
+        .filter_map(|pair| std::str::from_utf8(pair).ok())
         .filter_map(|pair| {
             let (name, value) = pair.split_once('=')?;
             let name = name.trim();
@@ -184,6 +191,18 @@ mod tests {
         assert_eq!(RequestCookies::one(&h, ""), None);
         let c = RequestCookies::from_headers(&h);
         assert_eq!((c.get("e"), c.get("q")), (Some(""), Some("\"x\"")));
+    }
+
+    #[test]
+    fn a_pair_outside_ascii_hides_no_other() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_bytes("x=\u{e9}t\u{e9}; s=one".as_bytes()).expect("header"),
+        );
+        assert_eq!(RequestCookies::one(&h, "s").as_deref(), Some("one"));
+        assert_eq!(RequestCookies::one(&h, "x"), None);
+        assert_eq!(pairs(&h).count(), 1);
     }
 
     #[test]

@@ -18,10 +18,15 @@
 //! parent-domain cookies (Tutor sets `SESSION_COOKIE_DOMAIN = LMS_HOST`, so a
 //! browser logged into the LMS sends its `sessionid` to every subdomain) and
 //! anything else stay behind: a launch can never log anyone out of a direct
-//! LMS session, and no other cookie can be planted in the LMS session. The
-//! `__Host-` prefix makes browsers refuse such a cookie from anyone but
-//! ltigate's own host over HTTPS (no `Domain`), so a sibling subdomain cannot
-//! plant one either. A cookie the LMS made readable to scripts (not
+//! LMS session. The `__Host-` prefix makes browsers refuse such a cookie
+//! unless it comes over HTTPS from ltigate's host name itself, host-only, so
+//! a sibling or parent domain cannot plant one. Cookies ignore ports, though:
+//! another application on the same host name (a platform on another port)
+//! could still set one, and over plain HTTP the `lms.` prefix guards nothing.
+//! Give ltigate a host name of its own. (What such a planted cookie could do
+//! is small: the LMS app logs the assertion's user in over any other
+//! session, and Django's Origin check still refuses the other site's POSTs.)
+//! A cookie the LMS made readable to scripts (not
 //! `HttpOnly`, such as Django's `csrftoken`, which Open edX's JavaScript reads
 //! into `X-CSRFToken`) is also given to the browser under its own name, for
 //! the page's scripts only: that copy is never forwarded.
@@ -354,14 +359,8 @@ impl Proxy {
     fn upstream_cookies(&self, headers: &HeaderMap) -> Option<HeaderValue> {
         let prefix = self.cookie_prefix();
         let mut kept = String::new();
-        let pairs = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(Cookie::split_parse)
-            .filter_map(Result::ok);
-        for c in pairs {
-            let Some(name) = c.name().strip_prefix(prefix) else {
+        for (name, value) in crate::cookies::pairs(headers) {
+            let Some(name) = name.strip_prefix(prefix) else {
                 continue;
             };
             if name.is_empty() || self.is_gateway_cookie(name) {
@@ -372,7 +371,7 @@ impl Proxy {
             }
             kept.push_str(name);
             kept.push('=');
-            kept.push_str(c.value());
+            kept.push_str(value);
         }
         if kept.is_empty() {
             None
@@ -455,7 +454,12 @@ impl Proxy {
                 c.set_partitioned(true);
             }
         }
-        let readable = (c.http_only() != Some(true))
+        // A readable copy keeps the LMS's own name, which must not look like
+        // a forwarded one: the copy is for page scripts only.
+        let looks_forwarded = [UPSTREAM_COOKIE_PREFIX_HTTPS, UPSTREAM_COOKIE_PREFIX_HTTP]
+            .iter()
+            .any(|p| c.name().starts_with(p));
+        let readable = (c.http_only() != Some(true) && !looks_forwarded)
             .then(|| HeaderValue::from_str(&c.to_string()).ok())
             .flatten();
         let name = format!("{}{}", self.cookie_prefix(), c.name());

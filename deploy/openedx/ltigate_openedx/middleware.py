@@ -95,12 +95,14 @@ class LtigateAssertionMiddleware:
                 "Invalid gateway assertion.", content_type="text/plain; charset=utf-8"
             )
         request.ltigate_claims = claims
-        # Before any view, so before CsrfViewMiddleware.process_view.
-        csrf.trust_gateway_origin(request)
         if not is_service_view(request):
             refused = self._log_in(request, claims)
             if refused is not None:
                 return refused
+            # Once the session's user is the assertion's, and before any view
+            # (so before CsrfViewMiddleware.process_view). Service views are
+            # server-to-server GETs: nothing to trust there.
+            csrf.trust_gateway_origin(request)
             enrollment.on_login(request, request.user, claims)
         return self.get_response(request)
 

@@ -111,6 +111,10 @@ def _adopt_seed_user(claims):
         return None
     if not user.is_active:
         raise UserRefused("the seed plugin's account for this learner is deactivated")
+    if user.is_staff or user.is_superuser:
+        # The seed made learners only; an account raised to staff since is
+        # not one the gateway may log in on a platform's word.
+        raise UserRefused("the seed plugin's account for this learner is staff")
     existing = LtigateUser.objects.filter(user_id=user.pk).first()
     if existing is not None and existing.username != claims["sub"]:
         raise UserRefused("the seed plugin's account is linked to another gateway learner")

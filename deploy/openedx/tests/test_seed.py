@@ -176,6 +176,17 @@ def test_a_deactivated_seed_user_is_refused(seed_table):
     assert not User.objects.filter(username=ALICE).exists()
 
 
+@pytest.mark.parametrize("flag", ["is_staff", "is_superuser"])
+def test_a_seed_user_raised_to_staff_is_refused(seed_table, flag):
+    learner = seed_table()
+    setattr(learner, flag, True)
+    learner.save()
+    with pytest.raises(users.UserRefused, match="staff"):
+        users.get_or_create_user(claims_for(lti=lti()))
+    assert not LtigateUser.objects.filter(user=learner).exists()
+    assert not User.objects.filter(username=ALICE).exists()
+
+
 def test_a_seed_user_linked_to_another_gateway_username_is_refused(seed_table):
     learner = seed_table()
     LtigateUser.objects.create(user=learner, username=BOB)

@@ -159,7 +159,7 @@ fn warnings(config: &Config) -> Vec<String> {
              ([upstream] cookie_domain, or host). Browsers logged into the LMS send it their \
              LMS session (ltigate never forwards it), and an LMS csrftoken set on that domain \
              (CSRF_COOKIE_DOMAIN) would shadow the one ltigate gives the page. Move ltigate to \
-             a host outside it, for example a sibling such as lti.example.edu beside \
+             a host outside it, for example lti-lms.example.edu or lti.example.edu beside \
              lms.example.edu.",
             u.cookie_domain.as_deref().unwrap_or_default()
         ));

@@ -272,7 +272,7 @@ fn tutor_plugin_renders_configs_that_ltigate_accepts() {
         match case {
             "defaults" => {
                 assert_contains(&report, "store:       embedded (", &what);
-                assert_contains(&report, "public URL:  http://lti.openedx.io", &what);
+                assert_contains(&report, "public URL:  http://lti-local.openedx.io", &what);
                 assert_contains(&report, "Platforms: 0", &what);
                 let compose = read(&patches.join("local-docker-compose-services"));
                 assert!(

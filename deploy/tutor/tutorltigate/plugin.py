@@ -32,13 +32,13 @@ hooks.Filters.CONFIG_DEFAULTS.add_items(
         # No public image is published: build deploy/Dockerfile and push it
         # to your registry, then point this setting at it.
         ("LTIGATE_DOCKER_IMAGE", "ltigate:{{ LTIGATE_VERSION }}"),
-        # A sibling of LMS_HOST (lti.example.edu beside learn.example.edu), not
-        # a subdomain: Tutor sets SESSION_COOKIE_DOMAIN = LMS_HOST, and browsers
-        # send the LMS's session cookie to every host under it.
-        (
-            "LTIGATE_HOST",
-            "lti.{{ LMS_HOST.split('.', 1)[1] if LMS_HOST.count('.') >= 2 else LMS_HOST }}",
-        ),
+        # Beside LMS_HOST (lti-learn.example.edu beside learn.example.edu), not
+        # under it: Tutor sets SESSION_COOKIE_DOMAIN = LMS_HOST, and browsers
+        # send the LMS's session cookie to every host under it. LMS_HOST's
+        # parent (lti.example.edu) could be a public suffix (example.co.uk's
+        # is co.uk) or a host the site already runs; a prefixed first label
+        # is neither.
+        ("LTIGATE_HOST", "lti-{{ LMS_HOST }}"),
         ("LTIGATE_REPLICAS", 1),
         # "embedded" (one redb file, one replica) or "redis" (Tutor's Redis,
         # shared by replicas). More than one replica always uses Redis.

@@ -433,7 +433,8 @@ where
     };
     let target = proxy.display_target(&content, req.uri().query());
     let session_id = session_id.unwrap_or_default();
-    let asked = (req.method().clone(), req.uri().path().to_owned());
+    let method = req.method().clone();
+    let asked = req.uri().path().to_owned();
     let response = forward_for(
         (proxy, asserter),
         req,
@@ -449,7 +450,7 @@ where
     Ok(within_grant(
         app,
         &session,
-        &asked,
+        (&method, &asked),
         (response, "display"),
         origin.request_id,
     ))
@@ -497,7 +498,8 @@ where
         None => path.as_str().to_owned(),
     };
     let session_id = session_id.unwrap_or_default();
-    let asked = (req.method().clone(), path.as_str().to_owned());
+    // A standard method clones without allocating; the path is borrowed.
+    let method = req.method().clone();
     let response = forward_for(
         (proxy, asserter),
         req,
@@ -515,7 +517,7 @@ where
     Ok(within_grant(
         app,
         &session,
-        &asked,
+        (&method, path.as_str()),
         (response, decision),
         origin.request_id,
     ))
@@ -528,7 +530,7 @@ where
 fn within_grant(
     app: &AppState,
     session: &Session,
-    asked: &(Method, String),
+    asked: (&Method, &str),
     (response, decision): Answer,
     request_id: &str,
 ) -> Answer {
@@ -556,7 +558,7 @@ fn within_grant(
 fn check_redirect(
     app: &AppState,
     session: &Session,
-    (method, asked): &(Method, String),
+    (method, asked): (&Method, &str),
     response: &Response<Body>,
 ) -> Result<(), Rejection> {
     // Every 3xx with a Location but 304 (which has none to follow): Firefox

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue, Method, header};
-use ltigate::cookies::RequestCookies;
+use ltigate::RequestCookies;
 
-fn shipped_rules() -> Vec<ltigate::rules::Rule> {
+fn shipped_rules() -> Vec<ltigate::Rule> {
     let text = include_str!("../gateway.toml");
     let start = text.find("\n[[rules]]\n").expect("shipped rules") + 1;
     #[derive(serde::Deserialize)]
@@ -26,17 +26,15 @@ fn shipped_rules() -> Vec<ltigate::rules::Rule> {
     parsed
         .rules
         .iter()
-        .map(|r| {
-            ltigate::rules::Rule::parse(&r.scope, &r.path, r.methods.as_deref()).expect("rule")
-        })
+        .map(|r| ltigate::Rule::parse(&r.scope, &r.path, r.methods.as_deref()).expect("rule"))
         .collect()
 }
 
 const COURSE: &str = "course-v1:Bench+B1+2026";
 
-fn session(grants: usize) -> ltigate::session::Session {
-    use ltigate::content::{ContentPath, CourseKey, UsageKey};
-    use ltigate::session::{Grant, LaunchContext, Session, UserRef};
+fn session(grants: usize) -> ltigate::Session {
+    use ltigate::{ContentPath, CourseKey, UsageKey};
+    use ltigate::{Grant, LaunchContext, Session, UserRef};
     let grant = |i: usize| Grant {
         content: ContentPath::new(
             CourseKey::parse(COURSE).expect("course"),
@@ -99,14 +97,8 @@ fn gating(c: &mut Criterion) {
     ] {
         group.bench_function(name, |b| {
             b.iter(|| {
-                let normal = ltigate::path::normalize(black_box(&path)).expect("path");
-                black_box(ltigate::rules::decide(
-                    &rules,
-                    &method,
-                    &normal,
-                    Some(&s),
-                    1,
-                ))
+                let normal = ltigate::normalize_path(black_box(&path)).expect("path");
+                black_box(ltigate::decide(&rules, &method, &normal, Some(&s), 1))
             })
         });
     }
@@ -123,24 +115,24 @@ fn cookie_and_session(c: &mut Criterion) {
     let store_path = dir.path().join("bench.redb");
     let (sessions, id) = runtime.block_on(async {
         let clock: Arc<dyn ltigate::Clock> = Arc::new(ltigate::SystemClock);
-        let store: Arc<dyn ltigate::store::Store> =
-            Arc::new(ltigate::store::embedded::EmbeddedStore::open(&store_path, clock.clone()).expect("store"));
+        let store: Arc<dyn ltigate::Store> =
+            Arc::new(ltigate::EmbeddedStore::open(&store_path, clock.clone()).expect("store"));
         let config = ltigate::Config::parse(
             "[server]\npublic_url = \"http://127.0.0.1\"\nallow_http = true\n[[keys]]\nkid = \"k\"\nprivate_key_env = \"K\"\n",
             std::path::Path::new("bench.toml"),
             &HashMap::from([(
                 "K".to_owned(),
-                ltigate::keys::generate("k").expect("key").private_pem,
+                ltigate::generate_key("k").expect("key").private_pem,
             )]),
         )
         .expect("config");
         // `load` always reads the store (the cache is for `load_cached`):
         // this measures the store read itself.
-        let sessions = ltigate::session::Sessions::new(
+        let sessions = ltigate::Sessions::new(
             store,
             clock,
             config.session.clone(),
-            ltigate::session::StoreSharing::Private,
+            ltigate::StoreSharing::Private,
         );
         let s = session(1);
         let id = sessions
@@ -167,9 +159,9 @@ fn cookie_and_session(c: &mut Criterion) {
 }
 
 fn id_token(c: &mut Criterion) {
-    let key = ltigate::keys::generate("platform").expect("key");
-    let tool = ltigate::keys::ToolKey::from_pem("platform", None, key.private_pem.as_bytes())
-        .expect("tool key");
+    let key = ltigate::generate_key("platform").expect("key");
+    let tool =
+        ltigate::ToolKey::from_pem("platform", None, key.private_pem.as_bytes()).expect("tool key");
     let now = 1_800_000_000u64;
     let token = tool
         .sign(&serde_json::json!({
@@ -180,14 +172,11 @@ fn id_token(c: &mut Criterion) {
         .expect("sign");
     let jwk = key.public_jwk;
     let (n, e) = (jwk["n"].as_str().expect("n"), jwk["e"].as_str().expect("e"));
-    let platform_key = ltigate::jwks::PlatformKey::from_jwk_components(n, e).expect("platform key");
+    let platform_key = ltigate::PlatformKey::from_jwk_components(n, e).expect("platform key");
     let mut group = c.benchmark_group("id_token_verify");
     group.bench_function("ltigate", |b| {
         b.iter(|| {
-            black_box(
-                ltigate::lti::launch::verify_signature(black_box(&token), &platform_key)
-                    .expect("verify"),
-            )
+            black_box(ltigate::verify_signature(black_box(&token), &platform_key).expect("verify"))
         })
     });
     // The baseline, side by side: jsonwebtoken's decode, which rebuilds the

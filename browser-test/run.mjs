@@ -185,11 +185,24 @@ async function main() {
       assert(response.status() === 403, `/dashboard answered ${response.status()}`);
       await tool.locator('h1').filter({ hasText: 'This content was not part of your launch' }).waitFor();
       assert(frame().url() === `${gateway}/dashboard`, `the iframe is at ${frame().url()}`);
-      // The reason code; the request id follows it (src/pages.rs).
+      // The reason code; the request id follows it (src/http/pages.rs).
       const code = await tool.locator('p.ref code').first().textContent();
       assert(code === 'not_granted', `refusal reference is ${code}`);
       assert((await tool.locator('#lms-dashboard').count()) === 0, 'the LMS dashboard was shown');
       await page.screenshot({ path: path.join(OUT, 'refusal.png'), fullPage: true });
+    });
+
+    await step("the demo's output carries ltigate's access log, one line per decision", async () => {
+      // The log is flushed every 100 ms (src/logging.rs): wait a little for the last line.
+      const logFile = path.join(OUT, 'demo.log');
+      const wanted = ['launch', 'display', 'allow:usage', 'not_granted'].map((d) => `decision="${d}"`);
+      let missing = wanted;
+      for (let i = 0; i < 20 && missing.length; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        const text = readFileSync(logFile, 'utf8');
+        missing = wanted.filter((w) => !text.split('\n').some((l) => l.includes('ltigate::access') && l.includes(w)));
+      }
+      assert(missing.length === 0, `no access-log line with ${missing.join(', ')} in ${path.relative(ROOT, logFile)}`);
     });
   } catch (e) {
     test.fail(e);

@@ -76,14 +76,9 @@ enum Tls {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LTIGATE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    // The gateway's own logging, access log included; the guard flushes it
+    // when the demo ends.
+    let _log_guard = ltigate::logging::init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -146,7 +141,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .prefix("ltigate-demo-")
         .tempdir()
         .context("creating a temporary directory")?;
-    let tool_key = ltigate::keys::generate(TOOL_KID)?;
+    let tool_key = ltigate::generate_key(TOOL_KID)?;
     let key_path = dir.path().join(format!("{TOOL_KID}.pem"));
     std::fs::write(&key_path, &tool_key.private_pem).context("writing the tool key")?;
     let config_path = dir.path().join("gateway.toml");
@@ -165,7 +160,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::write(&config_path, &text).context("writing the demo config")?;
     let config = ltigate::Config::parse(&text, &config_path, &HashMap::<String, String>::new())
         .context("the demo's gateway config is invalid")?;
-    let app = ltigate::AppState::build(config, Arc::new(ltigate::SystemClock))
+    let app = ltigate::Gateway::build(config, Arc::new(ltigate::SystemClock))
         .context("opening ltigate's store")?;
     let gateway = ltigate::start_on(gateway_listener, app.clone())
         .await

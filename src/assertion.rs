@@ -21,10 +21,35 @@ use http::HeaderValue;
 use serde::Serialize;
 
 use crate::clock::{Clock, UnixTime};
-use crate::config::AssertionConfig;
 use crate::content::{CourseKey, UsageKey};
 use crate::keys::{KeyError, ToolKey};
 use crate::session::{Grant, LaunchContext, Session, UserRef};
+
+/// The signed identity assertion sent to the LMS.
+#[derive(Clone)]
+pub struct AssertionConfig {
+    pub header: http::HeaderName,
+    pub audience: String,
+    /// The `kid` of the tool key that signs assertions.
+    pub key: String,
+    pub ttl_sec: u64,
+    /// Key of the HMAC that derives stable usernames. Never logged.
+    pub username_key: Vec<u8>,
+    /// Also send `X-Ltigate-User`, `-Email` and `-Name` plain headers.
+    pub identity_headers: bool,
+}
+
+impl std::fmt::Debug for AssertionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AssertionConfig")
+            .field("header", &self.header)
+            .field("audience", &self.audience)
+            .field("key", &self.key)
+            .field("ttl_sec", &self.ttl_sec)
+            .field("identity_headers", &self.identity_headers)
+            .finish_non_exhaustive()
+    }
+}
 
 /// Above this many cached assertions, expired ones are swept on insert.
 const CACHE_SWEEP_AT: usize = 50_000;
@@ -66,12 +91,44 @@ struct LtiSource<'a> {
     sub: &'a str,
 }
 
+/// Derives the stable upstream username of an LTI user (see the module
+/// doc). The grade path uses it too, to find a learner's graded resources.
+#[derive(Clone)]
+pub struct Usernames {
+    key: hmac::Key,
+}
+
+impl Usernames {
+    pub fn new(username_key: &[u8]) -> Self {
+        Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, username_key),
+        }
+    }
+
+    /// `lti_` and the first 24 hex digits of the HMAC of (issuer, client_id, sub).
+    pub fn of(&self, user: &UserRef) -> String {
+        let mut ctx = hmac::Context::with_key(&self.key);
+        ctx.update(user.issuer.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(user.client_id.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(user.sub.as_bytes());
+        let tag = ctx.sign();
+        let mut name = String::with_capacity(28);
+        name.push_str("lti_");
+        for b in &tag.as_ref()[..12] {
+            let _ = write!(name, "{b:02x}");
+        }
+        name
+    }
+}
+
 /// Signs and caches assertions.
 pub struct Asserter {
     config: AssertionConfig,
     key: Arc<ToolKey>,
     issuer: String,
-    username_key: hmac::Key,
+    usernames: Usernames,
     clock: Arc<dyn Clock>,
     cache: DashMap<String, (HeaderValue, UnixTime), RandomState>,
 }
@@ -96,7 +153,7 @@ impl Asserter {
         usage: &UsageKey,
         now: UnixTime,
     ) -> Result<HeaderValue, KeyError> {
-        let username = self.username(user);
+        let username = self.usernames.of(user);
         let claims = Claims {
             iss: &self.issuer,
             aud: &self.config.audience,
@@ -134,12 +191,11 @@ impl Asserter {
         issuer: String,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let username_key = hmac::Key::new(hmac::HMAC_SHA256, &config.username_key);
         Self {
+            usernames: Usernames::new(&config.username_key),
             config,
             key,
             issuer,
-            username_key,
             clock,
             cache: DashMap::with_hasher(RandomState::default()),
         }
@@ -149,21 +205,9 @@ impl Asserter {
         &self.config
     }
 
-    /// The stable upstream username of an LTI user.
-    pub fn username(&self, user: &UserRef) -> String {
-        let mut ctx = hmac::Context::with_key(&self.username_key);
-        ctx.update(user.issuer.as_bytes());
-        ctx.update(&[0]);
-        ctx.update(user.client_id.as_bytes());
-        ctx.update(&[0]);
-        ctx.update(user.sub.as_bytes());
-        let tag = ctx.sign();
-        let mut name = String::with_capacity(28);
-        name.push_str("lti_");
-        for b in &tag.as_ref()[..12] {
-            let _ = write!(name, "{b:02x}");
-        }
-        name
+    /// How this asserter names learners to the LMS.
+    pub fn usernames(&self) -> &Usernames {
+        &self.usernames
     }
 
     /// The assertion header value for requests made under `grant`.
@@ -230,19 +274,19 @@ mod tests {
             client_id: "c".into(),
             sub: sub.into(),
         };
-        let name = a.username(&user("42"));
-        assert_eq!(name, a.username(&user("42")));
-        assert_ne!(name, a.username(&user("43")));
+        let name = a.usernames().of(&user("42"));
+        assert_eq!(name, a.usernames().of(&user("42")));
+        assert_ne!(name, a.usernames().of(&user("43")));
         assert!(name.starts_with("lti_") && name.len() == 28, "{name}");
         assert!(name[4..].bytes().all(|b| b.is_ascii_hexdigit()));
         let other_key = asserter("another-secret-of-16+");
-        assert_ne!(name, other_key.username(&user("42")));
+        assert_ne!(name, other_key.usernames().of(&user("42")));
         // The separator keeps (issuer, client_id, sub) unambiguous.
         let shifted = UserRef {
             issuer: "https://canvas".into(),
             client_id: "c4".into(),
             sub: "2".into(),
         };
-        assert_ne!(name, a.username(&shifted));
+        assert_ne!(name, a.usernames().of(&shifted));
     }
 }

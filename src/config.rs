@@ -16,7 +16,6 @@ mod upstream;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -27,12 +26,19 @@ use url::Url;
 
 use crate::content::{CourseKey, UsageKey};
 use crate::gate::{BlockFilter, LaunchGate};
-use crate::keys::{self, ToolKey};
+use crate::keys::ToolKey;
 
-pub use deep_linking::DeepLinkingConfig;
-pub use grades::GradesConfig;
 pub use raw::RawConfig;
-pub use upstream::{AssertionConfig, UpstreamConfig};
+
+use crate::assertion::AssertionConfig;
+use crate::deep_linking::DeepLinkingConfig;
+use crate::grades::GradesConfig;
+use crate::http::server::{ServerConfig, TlsFiles};
+use crate::jwks::{JwksConfig, KeySetSource};
+use crate::proxy::UpstreamConfig;
+use crate::registry::PlatformConfig;
+use crate::session::SessionConfig;
+use crate::store::StoreConfig;
 
 /// A config error, naming the file and the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -103,94 +109,6 @@ pub struct Config {
     pub deep_linking: Option<DeepLinkingConfig>,
 }
 
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    pub listen: SocketAddr,
-    /// Scheme, host and port that platforms and browsers use, without a path.
-    pub public_url: Url,
-    pub allow_http: bool,
-    pub tls: Option<TlsFiles>,
-    pub header_read_timeout: Duration,
-    pub tls_handshake_timeout: Duration,
-    pub shutdown_grace: Duration,
-}
-
-impl ServerConfig {
-    /// `https://host[:port]`, without a trailing slash.
-    pub fn public_origin(&self) -> String {
-        self.public_url.origin().ascii_serialization()
-    }
-
-    pub fn is_https(&self) -> bool {
-        self.public_url.scheme() == "https"
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-#[derive(Debug, Clone)]
-pub enum StoreConfig {
-    Embedded {
-        path: PathBuf,
-    },
-    Redis {
-        url: String,
-        key_prefix: String,
-        /// PEM certificates that alone are trusted for a `rediss://` server,
-        /// instead of the public roots: the contents of `ca_file`.
-        ca_pem: Option<Vec<u8>>,
-    },
-}
-
-#[derive(Debug, Clone)]
-pub struct SessionConfig {
-    pub cookie_name: String,
-    pub lifetime_sec: u64,
-    /// When set, a grant lasts this long from its launch; otherwise as long as the session.
-    pub access_length_sec: Option<u64>,
-    pub login_state_ttl_sec: u64,
-    pub leeway_sec: u64,
-    pub partitioned_cookies: bool,
-    pub max_grants: usize,
-}
-
-#[derive(Debug, Clone)]
-pub struct JwksConfig {
-    pub cache_ttl: Duration,
-    pub min_refetch_interval: Duration,
-    pub fetch_timeout: Duration,
-}
-
-/// Where a platform's public keys come from.
-#[derive(Debug, Clone)]
-pub enum KeySetSource {
-    Url(Url),
-    /// A JWKS document kept in the config.
-    Inline(serde_json::Value),
-}
-
-/// One platform registration (the Open edX plugin's "LTI tool" fields).
-#[derive(Debug, Clone)]
-pub struct PlatformConfig {
-    pub title: String,
-    pub active: bool,
-    pub issuer: String,
-    pub client_id: String,
-    pub auth_login_url: Url,
-    pub auth_token_url: Url,
-    pub auth_audience: Option<String>,
-    pub key_set: KeySetSource,
-    /// The `kid` of the tool key used with this platform.
-    pub key: String,
-    pub deployment_ids: BTreeSet<String>,
-    pub org: Option<String>,
-    pub gate: Option<LaunchGate>,
-}
-
 // Defaults, documented in docs/configuration.md.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_EMBEDDED_PATH: &str = "data/ltigate.redb";
@@ -210,23 +128,13 @@ pub const DEFAULT_SHUTDOWN_GRACE_SEC: u64 = 20;
 impl Config {
     /// Reads and validates a config file, taking secrets from the process environment.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_owned(),
-            key: String::new(),
-            message: format!("cannot read the config file: {e}"),
-        })?;
-        Self::parse(&text, path, &ProcessEnv)
+        Self::from_raw(RawConfig::load(path)?, path, &ProcessEnv)
     }
 
     /// Parses and validates config text. Relative paths are resolved against
     /// the directory of `path`.
     pub fn parse(text: &str, path: &Path, secrets: &dyn SecretSource) -> Result<Self, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
-            file: path.to_owned(),
-            key: String::new(),
-            message: e.to_string().trim_end().to_owned(),
-        })?;
-        Self::from_raw(raw, path, secrets)
+        Self::from_raw(RawConfig::parse(text, path)?, path, secrets)
     }
 
     /// Validates a raw config.
@@ -264,6 +172,27 @@ impl Config {
             rules,
             grades,
             deep_linking,
+        })
+    }
+}
+
+impl RawConfig {
+    /// Reads and parses a config file, without validating it.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            key: String::new(),
+            message: format!("cannot read the config file: {e}"),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses config text (of the file at `path`), without validating it.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            key: String::new(),
+            message: e.to_string().trim_end().to_owned(),
         })
     }
 }
@@ -541,10 +470,6 @@ impl Validator<'_> {
             let pem = match (&k.private_key_file, &k.private_key_env) {
                 (Some(file), None) => {
                     let path = self.resolve(file);
-                    if !path.exists() && k.generate_if_missing.unwrap_or(false) {
-                        write_generated_key(&path, &k.kid)
-                            .map_err(|e| self.err(at("private_key_file"), e))?;
-                    }
                     std::fs::read(&path).map_err(|e| {
                         self.err(
                             at("private_key_file"),
@@ -745,17 +670,20 @@ fn check_org(org: &str) -> Result<(), String> {
     }
 }
 
-/// Writes a fresh key pair for `generate_if_missing`, readable only by us.
-fn write_generated_key(path: &Path, kid: &str) -> Result<(), String> {
-    let generated = keys::generate(kid).map_err(|e| e.to_string())?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    crate::keygen::write_private(path, generated.private_pem.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    tracing::warn!(path = %path.display(), kid, "generated a new tool key because generate_if_missing is set");
-    Ok(())
+/// The key files that `generate_if_missing` asks for and that do not exist
+/// yet, as (kid, resolved path). Validation only reads key files; `serve`
+/// creates these first (`generate_missing` in `cli/keygen.rs`).
+pub fn missing_generated_keys(raw: &RawConfig, path: &Path) -> Vec<(String, PathBuf)> {
+    let v = Validator {
+        file: path,
+        base: path.parent().unwrap_or(Path::new(".")),
+    };
+    raw.keys
+        .iter()
+        .filter(|k| k.generate_if_missing == Some(true) && k.private_key_env.is_none())
+        .filter_map(|k| Some((k.kid.clone(), v.resolve(k.private_key_file.as_deref()?))))
+        .filter(|(_, p)| !p.exists())
+        .collect()
 }
 
 #[cfg(test)]

@@ -10,8 +10,6 @@ use cookie::time::Duration;
 use cookie::{Cookie, SameSite};
 use http::{HeaderMap, HeaderValue, header};
 
-use crate::lti::launch::BrowserCookies;
-
 /// At most this many cookies are read from one request (the LMS's own
 /// cookies and a login's state cookies share the header with ours).
 const MAX_COOKIES: usize = 256;
@@ -64,8 +62,9 @@ pub fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
         .take(MAX_COOKIES)
 }
 
-impl BrowserCookies for RequestCookies {
-    fn get(&self, name: &str) -> Option<&str> {
+impl RequestCookies {
+    /// The value of the first cookie named `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
         self.pairs
             .iter()
             .find(|(n, _)| n == name)

@@ -1,13 +1,14 @@
 //! Grade passback (LTI Assignment and Grade Services).
 //!
-//! Owns the whole path of a score from the LMS to the launching platform:
-//! [`record_launch`] remembers a *graded resource* when a launch grants the
-//! AGS `score` scope; [`api`] is the internal score API the LMS posts score
-//! changes to, on its own listener; [`queue`] turns a score change into
-//! durable deliveries in the store (embedded or Redis), debouncing composite
-//! scores; [`worker`] claims due deliveries (one replica each), and [`ags`]
-//! speaks AGS to the platform (OAuth2 client-credentials tokens with a JWT
-//! client assertion, line items, scores).
+//! Owns the whole path of a score from the LMS to the launching platform, as
+//! the [`Grades`] service: [`Grades::record_launch`] remembers a *graded
+//! resource* when a launch grants the AGS `score` scope;
+//! [`Grades::accept_score`] turns a score change the LMS reports into durable
+//! deliveries in the store (see [`queue`]), debouncing composite scores;
+//! [`worker`] claims due deliveries (one replica each), and [`ags`] speaks
+//! AGS to the platform (OAuth2 client-credentials tokens with a JWT client
+//! assertion, line items, scores). The HTTP side of the score API lives in
+//! `http/score_api.rs`; nothing here builds a response.
 //!
 //! Semantics follow the Open edX plugin: a problem's own score is sent at
 //! once as `scoreGiven = earned`, `scoreMaximum = possible`; a unit,
@@ -18,18 +19,136 @@
 //! retried, or parked as failed for an operator to see and retry.
 
 pub mod ags;
-pub mod api;
-pub mod cli;
 pub mod queue;
+mod scores;
 pub mod worker;
 
-use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
-use crate::app::AppState;
-use crate::clock::UnixTime;
+use http::HeaderValue;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq as _;
+use tokio::sync::Notify;
+
+use crate::assertion::{Asserter, Usernames};
+use crate::client::HttpClient;
+use crate::clock::{Clock, UnixTime};
 use crate::content::{ContentPath, CourseKey, UsageKey};
+use crate::registry::Registry;
 use crate::session::{LaunchContext, UserRef};
-use crate::store::{Namespace, StoreError};
+use crate::store::{Namespace, Store, StoreError};
+
+pub use scores::ScoreError;
+
+/// Grade passback settings.
+#[derive(Clone)]
+pub struct GradesConfig {
+    /// The internal score API's listener (loopback by default).
+    pub listen: std::net::SocketAddr,
+    /// The bearer token the LMS sends. Never logged.
+    pub token: String,
+    pub aggregate_delay_sec: u64,
+    pub max_attempts: u32,
+    /// Where the LMS computes composite scores: `{upstream}`, `{username}`,
+    /// `{usage_key}` and `{course_key}` are replaced (the last three URL-encoded).
+    pub composite_score_url: String,
+    pub resource_ttl_sec: u64,
+    pub request_timeout: std::time::Duration,
+    pub poll_interval: std::time::Duration,
+}
+
+impl std::fmt::Debug for GradesConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GradesConfig")
+            .field("listen", &self.listen)
+            .field("aggregate_delay_sec", &self.aggregate_delay_sec)
+            .field("max_attempts", &self.max_attempts)
+            .field("composite_score_url", &self.composite_score_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The LMS, as the grade path calls it for composite scores: on a
+/// learner's behalf, with a service assertion.
+pub struct Lms {
+    pub asserter: Arc<Asserter>,
+    /// `http://lms:8000`, for `{upstream}` in the composite score URL.
+    pub origin: String,
+    pub url: url::Url,
+    /// The `Host` the proxy sends (the LMS checks `ALLOWED_HOSTS`).
+    pub host: Option<HeaderValue>,
+}
+
+/// The grade passback service: everything a score needs on its way from
+/// the LMS to the platform, and nothing else.
+pub struct Grades {
+    config: GradesConfig,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    registry: Arc<Registry>,
+    usernames: Usernames,
+    lms: Lms,
+    ags: ags::Ags,
+    /// Woken when a delivery is enqueued, so leaf scores go out at once.
+    wake: Notify,
+}
+
+impl Grades {
+    pub fn new(
+        config: GradesConfig,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        client: HttpClient,
+        registry: Arc<Registry>,
+        lms: Lms,
+    ) -> Self {
+        Self {
+            usernames: lms.asserter.usernames().clone(),
+            ags: ags::Ags::new(client, clock.clone()),
+            config,
+            store,
+            clock,
+            registry,
+            lms,
+            wake: Notify::new(),
+        }
+    }
+
+    pub fn config(&self) -> &GradesConfig {
+        &self.config
+    }
+
+    /// Whether `presented` is the score API's bearer token (constant time).
+    pub fn authorized(&self, presented: &str) -> bool {
+        bool::from(presented.as_bytes().ct_eq(self.config.token.as_bytes()))
+    }
+
+    /// Wakes the delivery loop: something became due.
+    fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Every pending and failed delivery (only the failed ones with `failed_only`).
+    pub async fn deliveries(&self, failed_only: bool) -> Result<Vec<queue::Listed>, StoreError> {
+        queue::list(self.store.as_ref(), failed_only).await
+    }
+
+    /// Re-queues delivery `id`; false if there is none.
+    pub async fn retry(&self, id: &str) -> Result<bool, StoreError> {
+        let found = queue::retry(self.store.as_ref(), id, self.clock.now()).await?;
+        if found {
+            self.wake();
+        }
+        Ok(found)
+    }
+
+    /// Re-queues every failed delivery; returns how many.
+    pub async fn retry_failed(&self) -> Result<usize, StoreError> {
+        let n = queue::retry_failed(self.store.as_ref(), self.clock.now()).await?;
+        self.wake();
+        Ok(n)
+    }
+}
 
 pub const SCORE_SCOPE: &str = "https://purl.imsglobal.org/spec/lti-ags/scope/score";
 pub const LINEITEM_SCOPE: &str = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem";
@@ -151,102 +270,104 @@ fn graded_from_launch(
     })
 }
 
-/// Records the graded resource of a successful launch, if it has one. Never
-/// fails the launch: problems are logged.
-pub async fn record_launch(
-    app: &AppState,
-    user: &UserRef,
-    content: &ContentPath,
-    launch: &LaunchContext,
-) {
-    let (Some(grades), Some((_, asserter))) = (&app.config.grades, &app.proxy) else {
-        return;
-    };
-    let now = app.clock.now();
-    let resource = match graded_from_launch(user, asserter.username(user), content, launch, now) {
-        Ok(r) => r,
-        Err(why) => {
-            if launch.ags_endpoint.is_some() {
-                tracing::info!(usage_key = %content.usage, reason = why, "no grade passback for this launch");
-            }
-            return;
-        }
-    };
-    if let Err(e) = store_resource(app, &resource, now + grades.resource_ttl_sec).await {
-        tracing::error!(error = %e, usage_key = %content.usage, "could not record the graded resource; its scores will not be passed back");
-    }
-}
-
-async fn store_resource(
-    app: &AppState,
-    resource: &GradedResource,
-    expires_at: UnixTime,
-) -> Result<(), StoreError> {
-    let user = UserRef {
-        issuer: resource.issuer.clone(),
-        client_id: resource.client_id.clone(),
-        sub: resource.sub.clone(),
-    };
-    let user_bytes = serde_json::to_vec(&user).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    app.store
-        .put(
-            Namespace::GradedUser,
-            &resource.username,
-            user_bytes,
-            expires_at,
-        )
-        .await?;
-    let new = resource.clone();
-    app.store
-        .update(
-            Namespace::Graded,
-            &resources_key(&resource.username, &resource.usage_key),
-            std::sync::Arc::new(move |current| {
-                let mut list: Vec<GradedResource> = current
-                    .and_then(|c| serde_json::from_slice(c).ok())
-                    .unwrap_or_default();
-                // A relaunch updates the record; a line item found earlier is kept.
-                match list.iter_mut().find(|r| r.same_link(&new)) {
-                    Some(existing) => {
-                        let known = existing.lineitem.take();
-                        *existing = new.clone();
-                        if existing.lineitem.is_none() {
-                            existing.lineitem = known;
-                        }
-                    }
-                    None => list.push(new.clone()),
+impl Grades {
+    /// Records the graded resource of a successful launch, if it has one. Never
+    /// fails the launch: problems are logged.
+    pub async fn record_launch(
+        &self,
+        user: &UserRef,
+        content: &ContentPath,
+        launch: &LaunchContext,
+    ) {
+        let now = self.clock.now();
+        let resource = match graded_from_launch(user, self.usernames.of(user), content, launch, now)
+        {
+            Ok(r) => r,
+            Err(why) => {
+                if launch.ags_endpoint.is_some() {
+                    tracing::info!(usage_key = %content.usage, reason = why, "no grade passback for this launch");
                 }
-                Some((serde_json::to_vec(&list).ok()?, expires_at))
-            }),
-        )
-        .await?;
-    Ok(())
-}
+                return;
+            }
+        };
+        if let Err(e) = self
+            .store_resource(&resource, now + self.config.resource_ttl_sec)
+            .await
+        {
+            tracing::error!(error = %e, usage_key = %content.usage, "could not record the graded resource; its scores will not be passed back");
+        }
+    }
 
-/// The graded resources of a user under a usage key.
-pub async fn resources_of(
-    app: &AppState,
-    username: &str,
-    usage: &UsageKey,
-) -> Result<Vec<GradedResource>, StoreError> {
-    Ok(app
-        .store
-        .get(Namespace::Graded, &resources_key(username, usage))
-        .await?
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .unwrap_or_default())
-}
+    async fn store_resource(
+        &self,
+        resource: &GradedResource,
+        expires_at: UnixTime,
+    ) -> Result<(), StoreError> {
+        let user = UserRef {
+            issuer: resource.issuer.clone(),
+            client_id: resource.client_id.clone(),
+            sub: resource.sub.clone(),
+        };
+        let user_bytes =
+            serde_json::to_vec(&user).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.store
+            .put(
+                Namespace::GradedUser,
+                &resource.username,
+                user_bytes,
+                expires_at,
+            )
+            .await?;
+        let new = resource.clone();
+        self.store
+            .update(
+                Namespace::Graded,
+                &resources_key(&resource.username, &resource.usage_key),
+                std::sync::Arc::new(move |current| {
+                    let mut list: Vec<GradedResource> = current
+                        .and_then(|c| serde_json::from_slice(c).ok())
+                        .unwrap_or_default();
+                    // A relaunch updates the record; a line item found earlier is kept.
+                    match list.iter_mut().find(|r| r.same_link(&new)) {
+                        Some(existing) => {
+                            let known = existing.lineitem.take();
+                            *existing = new.clone();
+                            if existing.lineitem.is_none() {
+                                existing.lineitem = known;
+                            }
+                        }
+                        None => list.push(new.clone()),
+                    }
+                    Some((serde_json::to_vec(&list).ok()?, expires_at))
+                }),
+            )
+            .await?;
+        Ok(())
+    }
 
-/// Remembers a line item found or created for a resource.
-pub async fn remember_lineitem(
-    app: &AppState,
-    resource: &GradedResource,
-    lineitem: &str,
-) -> Result<(), StoreError> {
-    let Some(grades) = &app.config.grades else {
-        return Ok(());
-    };
-    let mut updated = resource.clone();
-    updated.lineitem = Some(lineitem.to_owned());
-    store_resource(app, &updated, app.clock.now() + grades.resource_ttl_sec).await
+    /// The graded resources of a user under a usage key.
+    pub async fn resources_of(
+        &self,
+        username: &str,
+        usage: &UsageKey,
+    ) -> Result<Vec<GradedResource>, StoreError> {
+        Ok(self
+            .store
+            .get(Namespace::Graded, &resources_key(username, usage))
+            .await?
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default())
+    }
+
+    /// Remembers a line item found or created for a resource.
+    pub async fn remember_lineitem(
+        &self,
+        resource: &GradedResource,
+        lineitem: &str,
+    ) -> Result<(), StoreError> {
+        let mut updated = resource.clone();
+        updated.lineitem = Some(lineitem.to_owned());
+        self.store_resource(&updated, self.clock.now() + self.config.resource_ttl_sec)
+            .await
+    }
 }

@@ -21,7 +21,21 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::client::{ClientError, HttpClient};
-use crate::config::{JwksConfig, KeySetSource};
+
+#[derive(Debug, Clone)]
+pub struct JwksConfig {
+    pub cache_ttl: Duration,
+    pub min_refetch_interval: Duration,
+    pub fetch_timeout: Duration,
+}
+
+/// Where a platform's public keys come from.
+#[derive(Debug, Clone)]
+pub enum KeySetSource {
+    Url(Url),
+    /// A JWKS document kept in the config.
+    Inline(serde_json::Value),
+}
 
 /// Largest JWKS document accepted.
 const MAX_JWKS_BYTES: usize = 512 * 1024;

@@ -6,48 +6,68 @@
 //! forwards only the requests those grants allow to the LMS, with a signed
 //! identity. Scores flow back to the platform through LTI AGS.
 //!
-//! Where things live: [`config`] reads `gateway.toml`; [`lti`] holds login and
-//! launch; [`content`] the Open edX key grammar; [`gate`] launch gates;
-//! [`session`] sessions and grants; [`store`] the two store backends; [`keys`]
-//! and [`jwks`] the tool's and the platforms' keys; [`path`], [`rules`],
-//! [`assertion`] and [`proxy`] the gated reverse proxy; [`grades`] grade
-//! passback; [`deep_linking`] the content picker; [`app`] routing; [`reject`]
-//! every error response; [`server`] the listeners; [`logging`] log output.
+//! Where things live, from the floor up (each module imports only those
+//! below it):
+//! - leaves: `token`, `claims`, `clock`, `content` (the Open edX key
+//!   grammar), `path`, `keys` (the tool's keys), `client` (the one outbound
+//!   HTTPS client), `cookies`, `logging`, `backoff`;
+//! - `gate` (launch gates), `store` (the two backends), `jwks` (platforms'
+//!   keys);
+//! - `session` (sessions, grants, the one access check), `rules`,
+//!   `registry` (platforms), `assertion` (the identity the LMS trusts);
+//! - the flows, each a service built from its own config: `proxy`,
+//!   `grades`, `deep_linking`, and `lti` (login and launch) above them;
+//! - `http`: the only layer that knows HTTP (routing, the one error table,
+//!   pages, the listeners);
+//! - `config` (the file format and its validation, building the owners'
+//!   config types), `gateway` (builds the services from a config) and
+//!   `cli` (the subcommands).
 
-pub mod app;
-pub mod assertion;
-pub mod check;
-pub mod client;
-pub mod clock;
-pub mod config;
-pub mod content;
-pub mod cookies;
-pub mod deep_linking;
-pub mod form;
-pub mod gate;
-pub mod grades;
-pub mod jwks;
-pub mod keygen;
-pub mod keys;
+mod assertion;
+mod claims;
+pub mod cli;
+mod client;
+mod clock;
+mod config;
+mod content;
+mod cookies;
+mod deep_linking;
+mod gate;
+mod gateway;
+mod grades;
+mod http;
+mod jwks;
+mod keys;
 pub mod logging;
-pub mod lti;
-pub mod pages;
-pub mod path;
-pub mod proxy;
-pub mod registry;
-pub mod reject;
-pub mod rules;
-pub mod server;
-pub mod session;
-pub mod store;
+mod lti;
+mod path;
+mod proxy;
+mod registry;
+mod rules;
+mod session;
+mod store;
+mod token;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 
-pub use app::{AppState, handle};
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{Config, ConfigError};
-pub use server::{Running, start, start_on};
+pub use clock::{Clock, ManualClock, SystemClock, UnixTime};
+pub use config::{Config, ConfigError, ProcessEnv, RawConfig, SecretSource};
+pub use content::{ContentPath, CourseKey, JWKS_PATH, UsageKey};
+pub use cookies::RequestCookies;
+pub use http::app::Gateway;
+pub use http::server::{Running, ServeError, start, start_on};
+pub use jwks::PlatformKey;
+pub use keys::{GeneratedKey, KeyError, ToolKey, generate as generate_key};
+pub use lti::launch::verify_signature;
+pub use path::{NormalPath, normalize as normalize_path};
+pub use rules::{Decision, Rule, decide};
+pub use session::{
+    Grant, LaunchContext, SHARED_CACHE_FOR, Session, Sessions, StoreSharing, UserRef,
+};
+pub use store::embedded::EmbeddedStore;
+pub use store::redis::RedisStore;
+pub use store::{Namespace, Store, StoreError, UpdateFn};
 
 /// A boxed error, for bodies and the outbound client.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

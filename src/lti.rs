@@ -1,31 +1,80 @@
 //! The LTI 1.3 tool side: third-party initiated login and the launch.
 //!
-//! [`login`] answers the platform's login initiation with an OIDC
-//! authentication request; [`launch`] verifies the id_token the platform posts
-//! back and, only when every check passes, records a grant. [`target`] decides
-//! what a `target_link_uri` may point at. Nothing in here writes a session
-//! before the last check has passed, and nothing here talks to the LMS.
+//! The [`Lti`] service answers the platform's login initiation with an OIDC
+//! authentication request ([`login`]) and verifies the id_token the platform
+//! posts back ([`launch`]); only when every check passes does it record a
+//! grant (or, for a deep-linking request, open a picker). [`target`] decides
+//! what a `target_link_uri` may point at. It takes plain inputs (the form,
+//! the cookies' values) and returns values; the HTTP layer reads and writes
+//! cookies. Nothing in here writes a session before the last check has
+//! passed, and nothing here talks to the LMS.
 
 pub mod launch;
 pub mod login;
 pub mod target;
 
-/// Claim names from the LTI 1.3 core, AGS and Deep Linking specs.
-pub mod claims {
-    pub const VERSION: &str = "https://purl.imsglobal.org/spec/lti/claim/version";
-    pub const MESSAGE_TYPE: &str = "https://purl.imsglobal.org/spec/lti/claim/message_type";
-    pub const DEPLOYMENT_ID: &str = "https://purl.imsglobal.org/spec/lti/claim/deployment_id";
-    pub const ROLES: &str = "https://purl.imsglobal.org/spec/lti/claim/roles";
-    pub const RESOURCE_LINK: &str = "https://purl.imsglobal.org/spec/lti/claim/resource_link";
-    pub const TARGET_LINK_URI: &str = "https://purl.imsglobal.org/spec/lti/claim/target_link_uri";
-    pub const CONTEXT: &str = "https://purl.imsglobal.org/spec/lti/claim/context";
-    pub const AGS_ENDPOINT: &str = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint";
-    pub const DEEP_LINKING_SETTINGS: &str =
-        "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings";
+use std::sync::Arc;
 
-    pub const LTI_VERSION: &str = "1.3.0";
-    pub const RESOURCE_LINK_REQUEST: &str = "LtiResourceLinkRequest";
-    pub const DEEP_LINKING_REQUEST: &str = "LtiDeepLinkingRequest";
+use url::Url;
+
+use crate::client::HttpClient;
+use crate::clock::Clock;
+use crate::content::LAUNCH_PATH;
+use crate::deep_linking::DeepLinking;
+use crate::grades::Grades;
+use crate::registry::Registry;
+use crate::session::Sessions;
+use crate::store::Store;
+
+/// The login and launch service.
+pub struct Lti {
+    registry: Arc<Registry>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    client: HttpClient,
+    sessions: Arc<Sessions>,
+    /// The gateway's public URL (scheme and host) and its origin, rendered once.
+    public_url: Url,
+    public_origin: String,
+    /// Deep linking; `None` without `[deep_linking]`.
+    deep_linking: Option<Arc<DeepLinking>>,
+    /// Grade passback; `None` without `[grades]`.
+    grades: Option<Arc<Grades>>,
+}
+
+impl Lti {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        registry: Arc<Registry>,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        client: HttpClient,
+        sessions: Arc<Sessions>,
+        public_url: Url,
+        deep_linking: Option<Arc<DeepLinking>>,
+        grades: Option<Arc<Grades>>,
+    ) -> Self {
+        Self {
+            public_origin: public_url.origin().ascii_serialization(),
+            registry,
+            store,
+            clock,
+            client,
+            sessions,
+            public_url,
+            deep_linking,
+            grades,
+        }
+    }
+
+    /// The OIDC redirect URI platforms must register.
+    pub fn redirect_uri(&self) -> String {
+        format!("{}{LAUNCH_PATH}", self.public_origin)
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
 }
 
 /// The name of the cookie that binds one login's `state` to the browser.

@@ -1,4 +1,5 @@
-//! The `ltigate` binary: parse the command line, set up logging, run.
+//! The `ltigate` binary: parse the command line, set up logging, load the
+//! config once, run the command (implemented in the library's `cli`).
 //!
 //! Exit codes: 0 on a clean stop, 64 on a bad config or usage, 1 on any
 //! other start-up failure.
@@ -75,8 +76,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The guard flushes buffered log lines when main returns.
     let _log_guard = ltigate::logging::init();
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Keygen { out, kid } => match ltigate::keygen::run(&out, &kid) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Keygen { out, kid } = &command {
+        return match ltigate::cli::keygen::run(out, kid) {
             Ok(done) => {
                 print!("{}", done.instructions);
                 ExitCode::SUCCESS
@@ -85,78 +87,52 @@ fn main() -> ExitCode {
                 eprintln!("ltigate keygen: {e}");
                 ExitCode::FAILURE
             }
-        },
-        Command::Check => match ltigate::Config::load(&cli.config) {
-            Ok(config) => {
-                print!("{}", ltigate::check::report(&config));
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("ltigate: invalid configuration: {e}");
-                ExitCode::from(EX_CONFIG)
-            }
-        },
-        Command::Serve => serve(&cli.config),
-        Command::Grades(cmd) => grades(&cli.config, cmd),
-        Command::Health => health(&cli.config),
-    }
-}
-
-/// Exits 0 when the gateway configured in `path` answers `/healthz` with 200.
-fn health(path: &std::path::Path) -> ExitCode {
-    use std::io::{Read as _, Write as _};
-    let config = match ltigate::Config::load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("ltigate: invalid configuration: {e}");
-            return ExitCode::from(EX_CONFIG);
-        }
-    };
-    let mut addr = config.server.listen;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    if config.server.tls.is_some() {
-        // A TLS listener: a completed TCP connect is the best a probe without
-        // the certificate's trust can check.
-        return match std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3))
-        {
-            Ok(_) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("ltigate health: {addr}: {e}");
-                ExitCode::FAILURE
-            }
         };
     }
-    let probe = || -> std::io::Result<bool> {
-        let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3))?;
-        s.set_read_timeout(Some(std::time::Duration::from_secs(3)))?;
-        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
-        let mut head = [0u8; 12];
-        s.read_exact(&mut head)?;
-        Ok(head.starts_with(b"HTTP/1.1 200"))
-    };
-    match probe() {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => {
-            eprintln!("ltigate health: {addr}/healthz did not answer 200");
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("ltigate health: {addr}: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn grades(path: &std::path::Path, cmd: GradesCommand) -> ExitCode {
-    let config = match ltigate::Config::load(path) {
+    let config = match load_config(&cli.config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ltigate: invalid configuration: {e}");
             return ExitCode::from(EX_CONFIG);
         }
     };
+    match command {
+        Command::Check => {
+            print!("{}", ltigate::cli::check::report(&config));
+            ExitCode::SUCCESS
+        }
+        Command::Serve => serve(config),
+        Command::Grades(cmd) => on_runtime(async {
+            match cmd {
+                GradesCommand::List { failed } => ltigate::cli::grades::list(&config, failed).await,
+                GradesCommand::Retry { id, .. } => {
+                    ltigate::cli::grades::retry(&config, id.as_deref()).await
+                }
+            }
+            .map(|text| print!("{text}"))
+            .map_err(|e| format!("ltigate grades: {e}"))
+        }),
+        Command::Health => on_runtime(async {
+            ltigate::cli::health::probe(&config)
+                .await
+                .map_err(|e| format!("ltigate health: {e}"))
+        }),
+        // Handled above: it needs no config.
+        Command::Keygen { .. } => ExitCode::SUCCESS,
+    }
+}
+
+/// The one way the binary reads its config: key files that
+/// `generate_if_missing` asks for are created first, then the file is
+/// validated.
+fn load_config(path: &std::path::Path) -> Result<ltigate::Config, ltigate::ConfigError> {
+    let raw = ltigate::RawConfig::load(path)?;
+    ltigate::cli::keygen::generate_missing(&raw, path)?;
+    ltigate::Config::from_raw(raw, path, &ltigate::ProcessEnv)
+}
+
+/// Runs a short command on a single-threaded runtime.
+fn on_runtime(task: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -167,34 +143,16 @@ fn grades(path: &std::path::Path, cmd: GradesCommand) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        match cmd {
-            GradesCommand::List { failed } => ltigate::grades::cli::list(&config, failed).await,
-            GradesCommand::Retry { id, .. } => {
-                ltigate::grades::cli::retry(&config, id.as_deref()).await
-            }
-        }
-    });
-    match result {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
+    match runtime.block_on(task) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ltigate grades: {e}");
+            eprintln!("{e}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn serve(path: &std::path::Path) -> ExitCode {
-    let config = match ltigate::Config::load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("ltigate: invalid configuration: {e}");
-            return ExitCode::from(EX_CONFIG);
-        }
-    };
+fn serve(config: ltigate::Config) -> ExitCode {
     // The blocking pool runs the embedded store's transactions. A few threads
     // are plenty (its writes are serialised anyway), and fewer threads keep
     // the allocator's per-thread arenas, and so memory, small.
@@ -222,11 +180,11 @@ fn serve(path: &std::path::Path) -> ExitCode {
 
 async fn run(config: ltigate::Config) -> anyhow::Result<()> {
     let public = config.server.public_origin();
-    let app = ltigate::AppState::build(config, Arc::new(ltigate::SystemClock))?;
+    let app = ltigate::Gateway::build(config, Arc::new(ltigate::SystemClock))?;
     if let Err(e) = app.store.ping().await {
         tracing::warn!(error = %e, "the store is not reachable yet; requests get 503 until it is");
     }
-    if app.registry.is_empty() {
+    if app.lti.registry().is_empty() {
         tracing::warn!("no [[platforms]] are configured: every login will be refused");
     }
     let running = ltigate::start(app).await?;

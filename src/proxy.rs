@@ -1,6 +1,6 @@
 //! The gated reverse proxy: forwarding an allowed request to the LMS.
 //!
-//! By the time a request gets here, [`crate::rules`] has allowed its
+//! By the time a request gets here, the gating rules (`rules.rs`) have allowed its
 //! normalised path for one live grant. This module sends exactly that path
 //! (plus the query string, which never took part in the decision) to the
 //! upstream, with the method, body and end-to-end headers unchanged and
@@ -47,12 +47,53 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::{BodyExt as _, Limited};
 use tokio::time::{Instant, Sleep};
 
-use crate::config::{AssertionConfig, UpstreamConfig};
+use crate::assertion::AssertionConfig;
 use crate::content::ContentPath;
 use crate::{Body, BoxError};
 
 mod pool;
 use pool::{PoolError, UpstreamPool};
+
+/// The LMS behind the gateway.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// Scheme, host and port of the LMS.
+    pub url: url::Url,
+    /// The `Host` header to send, when the LMS expects its public name.
+    pub host: Option<http::HeaderValue>,
+    pub connect_timeout: std::time::Duration,
+    pub response_header_timeout: std::time::Duration,
+    pub request_timeout: std::time::Duration,
+    /// Template of the LMS page that renders launched content:
+    /// `{usage_key}` and `{course_key}` are replaced.
+    pub display_path: String,
+    /// Query added to the display page request, e.g. `view=student_view`.
+    pub display_query: Option<String>,
+    pub max_request_body_bytes: u64,
+    /// The LMS's `SESSION_COOKIE_DOMAIN` (Tutor sets it to `LMS_HOST`),
+    /// lower-case and without a leading dot: `cookie_domain`, or else the
+    /// host name of `host`. Only `ltigate check` reads it.
+    pub cookie_domain: Option<String>,
+}
+
+impl UpstreamConfig {
+    /// `http://lms:8000`, without a trailing slash.
+    pub fn origin(&self) -> String {
+        self.url.origin().ascii_serialization()
+    }
+
+    /// Whether a browser sends cookies of the LMS's `cookie_domain` to
+    /// `host` (RFC 6265 §5.1.3 domain matching).
+    pub fn shares_cookies_with(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        self.cookie_domain.as_deref().is_some_and(|domain| {
+            host == domain
+                || host
+                    .strip_suffix(domain)
+                    .is_some_and(|head| head.ends_with('.'))
+        })
+    }
+}
 
 /// Why a forward failed.
 #[derive(Debug, thiserror::Error)]

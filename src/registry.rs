@@ -7,9 +7,27 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::config::{JwksConfig, KeySetSource, PlatformConfig};
 use crate::jwks::PlatformKeys;
+use crate::jwks::{JwksConfig, KeySetSource};
 use crate::keys::{ToolKey, ToolKeys};
+
+/// One platform registration (the Open edX plugin's "LTI tool" fields).
+#[derive(Debug, Clone)]
+pub struct PlatformConfig {
+    pub title: String,
+    pub active: bool,
+    pub issuer: String,
+    pub client_id: String,
+    pub auth_login_url: url::Url,
+    pub auth_token_url: url::Url,
+    pub auth_audience: Option<String>,
+    pub key_set: KeySetSource,
+    /// The `kid` of the tool key used with this platform.
+    pub key: String,
+    pub deployment_ids: std::collections::BTreeSet<String>,
+    pub org: Option<String>,
+    pub gate: Option<crate::gate::LaunchGate>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LookupError {

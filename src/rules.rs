@@ -21,7 +21,7 @@ use http::Method;
 use crate::clock::UnixTime;
 use crate::content::{CourseKey, UsageKey};
 use crate::path::NormalPath;
-use crate::session::Session;
+use crate::session::{AccessError, Session};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -278,6 +278,24 @@ pub fn decide(
         Decision::Expired
     } else {
         Decision::Outside
+    }
+}
+
+/// [`decide`] for a session that exists, as the gated path acts on it: the
+/// grant and the rule that allow, or why not.
+pub fn check(
+    rules: &[Rule],
+    method: &Method,
+    path: &NormalPath,
+    session: &Session,
+    now: UnixTime,
+) -> Result<(usize, usize), AccessError> {
+    match decide(rules, method, path, Some(session), now) {
+        Decision::Allow { grant, rule } => Ok((grant, rule)),
+        // A session with nothing live in it.
+        Decision::Relaunch => Err(AccessError::SessionExpired),
+        Decision::Expired => Err(AccessError::GrantExpired),
+        Decision::Outside => Err(AccessError::NotGranted),
     }
 }
 

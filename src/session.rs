@@ -10,23 +10,25 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dashmap::DashMap;
 use foldhash::fast::RandomState;
-use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{Clock, UnixTime};
-use crate::config::SessionConfig;
 use crate::content::ContentPath;
 use crate::store::{Namespace, Store, StoreError};
+use crate::token::{is_token, random_token};
 
-/// A fresh unguessable token: 256 bits from the OS-seeded CSPRNG, base64url.
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub cookie_name: String,
+    pub lifetime_sec: u64,
+    /// When set, a grant lasts this long from its launch; otherwise as long as the session.
+    pub access_length_sec: Option<u64>,
+    pub login_state_ttl_sec: u64,
+    pub leeway_sec: u64,
+    pub partitioned_cookies: bool,
+    pub max_grants: usize,
 }
 
 /// A new session id: the wall-clock time in microseconds as 13 upper-case
@@ -40,7 +42,7 @@ pub fn random_token() -> String {
 /// thread spent 22-31 µs of CPU per launch, more as sessions accumulated;
 /// with these, 15-17 µs (runs of 10,000 launches, side by side).
 /// The prefix tells the holder of the cookie when the session began, which
-/// the browser knows anyway. An id has the shape [`is_token`] checks.
+/// the browser knows anyway. An id has the shape [`crate::token::is_token`] checks.
 pub fn new_session_id(now: SystemTime) -> String {
     // 13 hex digits hold microseconds until the year 2112; past that the
     // ids wrap, still unique and unguessable, only no longer in order.
@@ -51,14 +53,6 @@ pub fn new_session_id(now: SystemTime) -> String {
         .as_micros()
         & MICROS;
     format!("{micros:013X}{}", &random_token()[..30])
-}
-
-/// True if `s` has the shape of a token from [`random_token`] or
-/// [`new_session_id`]. Anything else is dropped before it reaches the store.
-pub fn is_token(s: &str) -> bool {
-    s.len() == 43
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Who a session belongs to: one LTI user of one registration.
@@ -307,30 +301,49 @@ impl Sessions {
         self.load(id).await
     }
 
-    /// Checks that the session under `id` holds a live grant for `content`.
+    /// The one fail-closed access check. `decide` says what a session allows
+    /// (or why it refuses); it is asked first of a session read a moment ago
+    /// and, when that refuses, again of a fresh read, so that a refusal is
+    /// never made on stale data. No cookie is [`AccessError::NoSession`]; an
+    /// id that names no live session is [`AccessError::SessionExpired`]; a
+    /// store failure is [`AccessError::Store`] (503), never an allow.
+    pub async fn authorize<T>(
+        &self,
+        id: Option<&str>,
+        decide: impl Fn(&Session) -> Result<T, AccessError>,
+    ) -> Result<(Arc<Session>, T), AccessError> {
+        let id = id.ok_or(AccessError::NoSession)?;
+        let check = |session: Option<Arc<Session>>| {
+            let session = session.ok_or(AccessError::SessionExpired)?;
+            let allowed = decide(&session)?;
+            Ok((session, allowed))
+        };
+        match check(self.load_cached(id).await?) {
+            Ok(found) => Ok(found),
+            Err(_) => check(self.load(id).await?),
+        }
+    }
+
+    /// Checks that the session under `id` holds a live grant for `content`;
+    /// returns the session and the grant's index.
     pub async fn check_grant(
         &self,
         id: Option<&str>,
         content: &ContentPath,
     ) -> Result<(Arc<Session>, usize), AccessError> {
-        let id = id.ok_or(AccessError::NoSession)?;
-        let decide = |session: Option<Arc<Session>>| {
-            let session = session.ok_or(AccessError::SessionExpired)?;
+        let now = self.clock.now();
+        self.authorize(id, |session| {
             let index = session
                 .grants
                 .iter()
                 .position(|g| &g.content == content)
                 .ok_or(AccessError::NotGranted)?;
-            if session.grant_expiry(&session.grants[index]) <= self.clock.now() {
+            if session.grant_expiry(&session.grants[index]) <= now {
                 return Err(AccessError::GrantExpired);
             }
-            Ok((session, index))
-        };
-        match decide(self.load_cached(id).await?) {
-            Ok(found) => Ok(found),
-            // Refusals are re-made on a fresh read.
-            Err(_) => decide(self.load(id).await?),
-        }
+            Ok(index)
+        })
+        .await
     }
 }
 
@@ -365,15 +378,6 @@ mod tests {
                 ags_endpoint: None,
             },
         }
-    }
-
-    #[test]
-    fn tokens_are_random_and_well_formed() {
-        let a = random_token();
-        assert!(is_token(&a));
-        assert_ne!(a, random_token());
-        assert!(!is_token("short"));
-        assert!(!is_token(&format!("{}=", &a[..42])));
     }
 
     #[test]

@@ -22,7 +22,20 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::clock::{Clock, UnixTime};
-use crate::config::StoreConfig;
+
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    Embedded {
+        path: std::path::PathBuf,
+    },
+    Redis {
+        url: String,
+        key_prefix: String,
+        /// PEM certificates that alone are trusted for a `rediss://` server,
+        /// instead of the public roots: the contents of `ca_file`.
+        ca_pem: Option<Vec<u8>>,
+    },
+}
 
 /// What a key belongs to. Each namespace is a separate key space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

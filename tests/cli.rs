@@ -160,7 +160,7 @@ impl ConfigDir {
 
 /// Writes a fresh private key to `path` and returns its public JWK.
 fn write_key(path: &Path) -> serde_json::Value {
-    let generated = ltigate::keys::generate("cli-1").expect("generate");
+    let generated = ltigate::generate_key("cli-1").expect("generate");
     std::fs::write(path, generated.private_pem).expect("write key");
     generated.public_jwk
 }
@@ -202,7 +202,7 @@ fn check_accepts_the_shipped_config_and_prints_the_platform_values() {
     #[cfg(unix)]
     assert_eq!(mode(&key), 0o600);
     let pem = std::fs::read(&key).expect("read key");
-    ltigate::keys::ToolKey::from_pem("ltigate-dev-1", None, &pem).expect("a loadable key");
+    ltigate::ToolKey::from_pem("ltigate-dev-1", None, &pem).expect("a loadable key");
     assert_eq!(
         std::fs::read_dir(cwd.path()).expect("ls").count(),
         0,
@@ -351,8 +351,7 @@ fn keygen_writes_a_pair_prints_a_working_snippet_and_never_overwrites() {
             "{field} missing in {jwk}"
         );
     }
-    let loaded =
-        ltigate::keys::ToolKey::from_pem("cli-key", None, &private_pem).expect("a loadable key");
+    let loaded = ltigate::ToolKey::from_pem("cli-key", None, &private_pem).expect("a loadable key");
     assert_eq!(
         loaded.public_jwk(),
         &jwk,

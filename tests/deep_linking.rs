@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use ltigate::store::Namespace;
+use ltigate::Namespace;
 use serde_json::{Value, json};
 use support::lms_api::{self, CS101, CS102, ORG_PAGED, PAGED_COURSES, SECRET_COURSE, TestLmsApi};
 use support::platform::LEARNER;

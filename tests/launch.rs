@@ -892,7 +892,7 @@ async fn a_grant_for_one_path_does_not_open_another() {
 async fn jwks_endpoints_publish_tool_keys() {
     let platform = TestPlatform::start().await;
     let dir = std::sync::Arc::new(tempfile::tempdir().expect("tempdir"));
-    let org_key = ltigate::keys::generate("org-key").expect("generate");
+    let org_key = ltigate::generate_key("org-key").expect("generate");
     std::fs::write(dir.path().join("org.pem"), &org_key.private_pem).expect("write");
     let gw = Gateway::start_with(
         &platform,

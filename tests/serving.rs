@@ -84,7 +84,7 @@ impl InProcess {
         std::fs::write(&path, &text).expect("write config");
         let config = ltigate::Config::parse(&text, &path, &HashMap::<String, String>::new())
             .unwrap_or_else(|e| panic!("test config invalid: {e}\n{text}"));
-        let app = ltigate::AppState::build(config, Arc::new(ltigate::SystemClock)).expect("build");
+        let app = ltigate::Gateway::build(config, Arc::new(ltigate::SystemClock)).expect("build");
         let running = ltigate::start_on(listener, app).await.expect("start");
         Self {
             addr,

@@ -12,10 +12,10 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ltigate::store::embedded::EmbeddedStore;
-use ltigate::store::redis::RedisStore;
-use ltigate::store::{Namespace, Store, UpdateFn};
+use ltigate::EmbeddedStore;
+use ltigate::RedisStore;
 use ltigate::{Clock, ManualClock};
+use ltigate::{Namespace, Store, UpdateFn};
 use support::RedisServer;
 use tokio::sync::Barrier;
 
@@ -822,7 +822,7 @@ async fn redis_store_over_tls_trusts_the_given_ca_and_no_other() {
         RedisStore::open(&redis.url(), PREFIX, clock.clone() as Arc<dyn Clock>).expect("open");
     let err = untrusting.ping().await.expect_err("an unknown issuer");
     assert!(
-        matches!(&err, ltigate::store::StoreError::Unavailable(m) if m.contains("certificate")),
+        matches!(&err, ltigate::StoreError::Unavailable(m) if m.contains("certificate")),
         "{err:?}"
     );
     // Nor does another CA.
@@ -1014,7 +1014,7 @@ async fn redis_store_answers_unavailable_when_redis_is_down_and_recovers() {
         .await
         .expect_err("a stopped Redis cannot answer");
     assert!(
-        matches!(err, ltigate::store::StoreError::Unavailable(_)),
+        matches!(err, ltigate::StoreError::Unavailable(_)),
         "{err:?}"
     );
     assert!(b.store.ping().await.is_err());

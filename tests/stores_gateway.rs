@@ -369,7 +369,7 @@ async fn a_redis_outage_gives_503_and_service_resumes_when_redis_returns() {
 
     // An allow may reuse a session read for SHARED_CACHE_FOR; after that,
     // the first request of the outage fails closed.
-    tokio::time::sleep(ltigate::session::SHARED_CACHE_FOR).await;
+    tokio::time::sleep(ltigate::SHARED_CACHE_FOR).await;
     let (status, body) = browser.get(&gw, &display_path(USAGE)).await;
     assert_eq!(status, 503, "display during the outage: {body}");
     assert_leaks_nothing(&body, &redis);

@@ -40,7 +40,7 @@ pub struct Platform {
 
 impl Platform {
     pub fn new(base: String, gateway: String, target: String) -> anyhow::Result<Arc<Self>> {
-        let key = ltigate::keys::generate(KID)?;
+        let key = ltigate::generate_key(KID)?;
         Ok(Arc::new(Self {
             encoding: EncodingKey::from_rsa_pem(key.private_pem.as_bytes())?,
             jwks: json!({ "keys": [key.public_jwk] }).to_string(),

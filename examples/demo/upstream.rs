@@ -67,7 +67,7 @@ impl Upstream {
         Ok(Arc::new(Self {
             keys,
             validation,
-            jwks_url: format!("{issuer}{}", ltigate::content::JWKS_PATH),
+            jwks_url: format!("{issuer}{}", ltigate::JWKS_PATH),
         }))
     }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::{ConfigError, SecretSource, Validator, raw};
+use crate::deep_linking::DeepLinkingConfig;
 
 pub const DEFAULT_DL_TOKEN_TTL_SEC: u64 = 1800;
 pub const DEFAULT_CATALOG_CACHE_TTL_SEC: u64 = 300;
@@ -17,31 +18,6 @@ pub const DEFAULT_ACCEPTED_ROLES: &[&str] = &[
     "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor",
     "http://purl.imsglobal.org/vocab/lis/v2/membership#ContentDeveloper",
 ];
-
-/// Deep linking settings.
-#[derive(Clone)]
-pub struct DeepLinkingConfig {
-    pub token_ttl_sec: u64,
-    pub accepted_roles: Vec<String>,
-    /// The LMS whose REST APIs list courses and blocks.
-    pub lms_url: Url,
-    pub client_id: String,
-    /// Never logged.
-    pub client_secret: String,
-    pub cache_ttl: Duration,
-    pub request_timeout: Duration,
-}
-
-impl std::fmt::Debug for DeepLinkingConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeepLinkingConfig")
-            .field("token_ttl_sec", &self.token_ttl_sec)
-            .field("accepted_roles", &self.accepted_roles)
-            .field("lms_url", &self.lms_url.as_str())
-            .field("client_id", &self.client_id)
-            .finish_non_exhaustive()
-    }
-}
 
 impl Validator<'_> {
     pub(super) fn deep_linking(

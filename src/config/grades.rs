@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{ConfigError, SecretSource, Validator, raw};
+use crate::grades::GradesConfig;
 
 pub const DEFAULT_GRADES_LISTEN: &str = "127.0.0.1:8081";
 pub const DEFAULT_AGGREGATE_DELAY_SEC: u64 = 900;
@@ -14,34 +15,6 @@ pub const DEFAULT_RESOURCE_TTL_DAYS: u64 = 365;
 pub const DEFAULT_GRADES_REQUEST_TIMEOUT_SEC: u64 = 15;
 pub const DEFAULT_POLL_INTERVAL_MS: u64 = 1000;
 const MIN_TOKEN_BYTES: usize = 16;
-
-/// Grade passback settings.
-#[derive(Clone)]
-pub struct GradesConfig {
-    /// The internal score API's listener (loopback by default).
-    pub listen: SocketAddr,
-    /// The bearer token the LMS sends. Never logged.
-    pub token: String,
-    pub aggregate_delay_sec: u64,
-    pub max_attempts: u32,
-    /// Where the LMS computes composite scores: `{upstream}`, `{username}`,
-    /// `{usage_key}` and `{course_key}` are replaced (the last three URL-encoded).
-    pub composite_score_url: String,
-    pub resource_ttl_sec: u64,
-    pub request_timeout: Duration,
-    pub poll_interval: Duration,
-}
-
-impl std::fmt::Debug for GradesConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GradesConfig")
-            .field("listen", &self.listen)
-            .field("aggregate_delay_sec", &self.aggregate_delay_sec)
-            .field("max_attempts", &self.max_attempts)
-            .field("composite_score_url", &self.composite_score_url)
-            .finish_non_exhaustive()
-    }
-}
 
 impl Validator<'_> {
     pub(super) fn grades(

@@ -786,7 +786,13 @@ fn generate_if_missing_creates_the_key_then_reuses_it() {
     ]);
     let file = f.dir().join("data/keys/gen.pem");
     assert!(!file.exists());
+    // Validation only reads key files: it refuses, and writes nothing.
+    f.refused(&text, "keys[0].private_key_file");
+    assert!(!file.exists(), "validation wrote {}", file.display());
 
+    let raw = RawConfig::parse(&text, &f.path).expect("parse");
+    assert_eq!(missing_generated_keys(&raw, &f.path).len(), 1);
+    crate::cli::keygen::generate_missing(&raw, &f.path).expect("generate");
     let first = f.ok(&text);
     assert!(file.is_file(), "no key written to {}", file.display());
     #[cfg(unix)]
@@ -802,6 +808,9 @@ fn generate_if_missing_creates_the_key_then_reuses_it() {
     let loaded = ToolKey::from_pem("gen", None, &written).expect("the written key loads");
     assert_eq!(loaded.public_jwk(), first.keys[0].public_jwk());
 
+    let raw = RawConfig::parse(&text, &f.path).expect("parse");
+    assert!(missing_generated_keys(&raw, &f.path).is_empty());
+    crate::cli::keygen::generate_missing(&raw, &f.path).expect("generate");
     let second = f.ok(&text);
     let reread = std::fs::read(&file).expect("read");
     assert_eq!(reread, written, "the key was regenerated");

@@ -6,8 +6,11 @@ use std::time::Duration;
 use http::HeaderName;
 use url::Url;
 
-use super::{ConfigError, SecretSource, ServerConfig, Validator, raw};
+use super::{ConfigError, SecretSource, Validator, raw};
+use crate::assertion::AssertionConfig;
+use crate::http::server::ServerConfig;
 use crate::keys::ToolKey;
+use crate::proxy::UpstreamConfig;
 use crate::rules::Rule;
 
 pub const DEFAULT_UPSTREAM_CONNECT_TIMEOUT_SEC: u64 = 5;
@@ -21,73 +24,6 @@ pub const DEFAULT_ASSERTION_TTL_SEC: u64 = 300;
 /// The assertion never lives longer than this.
 pub const MAX_ASSERTION_TTL_SEC: u64 = 300;
 const MIN_USERNAME_KEY_BYTES: usize = 16;
-
-/// The LMS behind the gateway.
-#[derive(Debug, Clone)]
-pub struct UpstreamConfig {
-    /// Scheme, host and port of the LMS.
-    pub url: Url,
-    /// The `Host` header to send, when the LMS expects its public name.
-    pub host: Option<http::HeaderValue>,
-    pub connect_timeout: Duration,
-    pub response_header_timeout: Duration,
-    pub request_timeout: Duration,
-    /// Template of the LMS page that renders launched content:
-    /// `{usage_key}` and `{course_key}` are replaced.
-    pub display_path: String,
-    /// Query added to the display page request, e.g. `view=student_view`.
-    pub display_query: Option<String>,
-    pub max_request_body_bytes: u64,
-    /// The LMS's `SESSION_COOKIE_DOMAIN` (Tutor sets it to `LMS_HOST`),
-    /// lower-case and without a leading dot: `cookie_domain`, or else the
-    /// host name of `host`. Only `ltigate check` reads it.
-    pub cookie_domain: Option<String>,
-}
-
-impl UpstreamConfig {
-    /// `http://lms:8000`, without a trailing slash.
-    pub fn origin(&self) -> String {
-        self.url.origin().ascii_serialization()
-    }
-
-    /// Whether a browser sends cookies of the LMS's `cookie_domain` to
-    /// `host` (RFC 6265 §5.1.3 domain matching).
-    pub fn shares_cookies_with(&self, host: &str) -> bool {
-        let host = host.to_ascii_lowercase();
-        self.cookie_domain.as_deref().is_some_and(|domain| {
-            host == domain
-                || host
-                    .strip_suffix(domain)
-                    .is_some_and(|head| head.ends_with('.'))
-        })
-    }
-}
-
-/// The signed identity assertion sent to the LMS.
-#[derive(Clone)]
-pub struct AssertionConfig {
-    pub header: HeaderName,
-    pub audience: String,
-    /// The `kid` of the tool key that signs assertions.
-    pub key: String,
-    pub ttl_sec: u64,
-    /// Key of the HMAC that derives stable usernames. Never logged.
-    pub username_key: Vec<u8>,
-    /// Also send `X-Ltigate-User`, `-Email` and `-Name` plain headers.
-    pub identity_headers: bool,
-}
-
-impl std::fmt::Debug for AssertionConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AssertionConfig")
-            .field("header", &self.header)
-            .field("audience", &self.audience)
-            .field("key", &self.key)
-            .field("ttl_sec", &self.ttl_sec)
-            .field("identity_headers", &self.identity_headers)
-            .finish_non_exhaustive()
-    }
-}
 
 impl Validator<'_> {
     pub(super) fn upstream(

@@ -16,8 +16,8 @@ use serde_json::Value;
 use tokio::time::Instant;
 use url::Url;
 
+use super::DeepLinkingConfig;
 use crate::client::{HttpClient, USER_AGENT};
-use crate::config::DeepLinkingConfig;
 use crate::content::{CourseKey, UsageKey};
 use crate::gate::LaunchGate;
 

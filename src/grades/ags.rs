@@ -14,11 +14,10 @@ use http::{HeaderValue, Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::app::AppState;
-use crate::client::{ClientError, Fetched, USER_AGENT};
-use crate::clock::UnixTime;
+use crate::client::{ClientError, Fetched, HttpClient, USER_AGENT};
+use crate::clock::{Clock, UnixTime};
 use crate::registry::Registration;
-use crate::session::random_token;
+use crate::token::random_token;
 
 /// Largest AGS response read.
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
@@ -93,6 +92,24 @@ pub fn scores_url(lineitem: &str) -> Result<Url, AgsError> {
     Ok(url)
 }
 
+/// What every AGS call needs: the shared outbound client, the clock, and
+/// the platforms' access tokens.
+pub struct Ags {
+    pub client: HttpClient,
+    pub clock: std::sync::Arc<dyn Clock>,
+    pub tokens: Tokens,
+}
+
+impl Ags {
+    pub fn new(client: HttpClient, clock: std::sync::Arc<dyn Clock>) -> Self {
+        Self {
+            client,
+            clock,
+            tokens: Tokens::default(),
+        }
+    }
+}
+
 /// The token cache.
 #[derive(Default)]
 pub struct Tokens {
@@ -110,12 +127,12 @@ impl Tokens {
     /// A token for `scopes`, from the cache or the platform.
     pub async fn get(
         &self,
-        app: &AppState,
+        ags: &Ags,
         reg: &Registration,
         scopes: &str,
         timeout: Duration,
     ) -> Result<String, AgsError> {
-        let now = app.clock.now();
+        let now = ags.clock.now();
         let key = cache_key(reg, scopes);
         if let Some(hit) = self.cache.get(&key)
             && hit.1 > now
@@ -150,7 +167,7 @@ impl Tokens {
             .header(header::USER_AGENT, USER_AGENT)
             .body(crate::full_body(Bytes::from(form)))
             .map_err(|e| AgsError::Permanent(e.to_string()))?;
-        let response = app
+        let response = ags
             .client
             .send(
                 &platform.auth_token_url,
@@ -201,7 +218,7 @@ struct Call<'a> {
 
 /// An authenticated AGS call.
 async fn call(
-    app: &AppState,
+    ags: &Ags,
     c: Call<'_>,
     token: &str,
     timeout: Duration,
@@ -227,7 +244,7 @@ async fn call(
     let request = builder
         .body(crate::full_body(body.map(Bytes::from).unwrap_or_default()))
         .map_err(|e| ClientError::Request(e.to_string()))?;
-    app.client
+    ags.client
         .send(url, request, MAX_RESPONSE_BYTES, timeout)
         .await
 }
@@ -249,14 +266,14 @@ fn next_page(headers: &http::HeaderMap) -> Option<Url> {
 
 /// Finds this resource link's line item in the container, or creates it.
 pub async fn find_or_create_lineitem(
-    app: &AppState,
+    ags: &Ags,
     lineitems: &str,
     resource_link_id: &str,
     label: &str,
     token: &str,
     timeout: Duration,
 ) -> Result<String, AgsError> {
-    let now = app.clock.now();
+    let now = ags.clock.now();
     let mut url = Url::parse(lineitems)
         .map_err(|e| AgsError::Permanent(format!("bad lineitems URL: {e}")))?;
     url.query_pairs_mut()
@@ -266,7 +283,7 @@ pub async fn find_or_create_lineitem(
     while let Some(page) = next.take() {
         pages += 1;
         let r = call(
-            app,
+            ags,
             Call {
                 method: Method::GET,
                 url: &page,
@@ -298,7 +315,7 @@ pub async fn find_or_create_lineitem(
     let create = json!({"scoreMaximum": 1, "label": label, "resourceLinkId": resource_link_id});
     let url = Url::parse(lineitems).map_err(|e| AgsError::Permanent(e.to_string()))?;
     let r = call(
-        app,
+        ags,
         Call {
             method: Method::POST,
             url: &url,
@@ -323,7 +340,7 @@ pub async fn find_or_create_lineitem(
 
 /// POSTs one score.
 pub async fn post_score(
-    app: &AppState,
+    ags: &Ags,
     lineitem: &str,
     score: &Value,
     token: &str,
@@ -331,7 +348,7 @@ pub async fn post_score(
 ) -> Result<(), AgsError> {
     let url = scores_url(lineitem)?;
     let r = call(
-        app,
+        ags,
         Call {
             method: Method::POST,
             url: &url,
@@ -344,7 +361,7 @@ pub async fn post_score(
     )
     .await?;
     if !r.status.is_success() {
-        return Err(refusal("the scores endpoint", &r, app.clock.now()));
+        return Err(refusal("the scores endpoint", &r, ags.clock.now()));
     }
     Ok(())
 }

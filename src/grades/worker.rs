@@ -12,15 +12,12 @@ use std::sync::Arc;
 
 use rand::Rng as _;
 use serde_json::{Value, json};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::ags::{self, AgsError, Tokens};
+use super::ags::{self, AgsError};
 use super::queue::{Delivery, PARKED, Score, State};
-use super::{GradedResource, LINEITEM_SCOPE, SCORE_SCOPE};
-use crate::app::AppState;
+use super::{GradedResource, Grades, GradesConfig, LINEITEM_SCOPE, SCORE_SCOPE};
 use crate::clock::UnixTime;
-use crate::config::GradesConfig;
 use crate::session::UserRef;
 use crate::store::Queued;
 
@@ -30,24 +27,14 @@ const LEASE_SEC: u64 = 300;
 const BACKOFF_BASE_SEC: u64 = 10;
 const BACKOFF_MAX_SEC: u64 = 3600;
 
-/// What the grade machinery shares at run time.
-#[derive(Default)]
-pub struct GradesRuntime {
-    pub tokens: Tokens,
-    /// Woken when a delivery is enqueued, so leaf scores go out at once.
-    pub wake: Notify,
-}
-
 /// Runs the delivery loop until `shutdown`.
-pub async fn run(app: Arc<AppState>, shutdown: CancellationToken) {
-    let (Some(config), Some(runtime)) = (app.config.grades.clone(), app.grades.as_ref()) else {
-        return;
-    };
+pub async fn run(app: Arc<Grades>, shutdown: CancellationToken) {
+    let config = &app.config;
     loop {
         while !shutdown.is_cancelled() {
             let now = app.clock.now();
             match app.store.queue_claim(now, now + LEASE_SEC).await {
-                Ok(Some(item)) => process(&app, &config, runtime, item).await,
+                Ok(Some(item)) => process(&app, item).await,
                 Ok(None) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "grade queue unavailable; will retry");
@@ -57,7 +44,7 @@ pub async fn run(app: Arc<AppState>, shutdown: CancellationToken) {
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = runtime.wake.notified() => {}
+            () = app.wake.notified() => {}
             () = tokio::time::sleep(config.poll_interval) => {}
         }
     }
@@ -71,7 +58,8 @@ fn backoff(attempts: u32) -> u64 {
     rand::rng().random_range(ceiling / 2..=ceiling)
 }
 
-async fn process(app: &AppState, config: &GradesConfig, runtime: &GradesRuntime, item: Queued) {
+async fn process(app: &Grades, item: Queued) {
+    let config = &app.config;
     let mut delivery = match Delivery::decode(&item.payload) {
         Ok(d) => d,
         Err(e) => {
@@ -81,7 +69,7 @@ async fn process(app: &AppState, config: &GradesConfig, runtime: &GradesRuntime,
         }
     };
     let id = item.id.as_str();
-    let outcome = deliver(app, config, runtime, &delivery).await;
+    let outcome = deliver(app, &delivery).await;
     let now = app.clock.now();
     let next = match outcome {
         Ok(what) => {
@@ -141,12 +129,8 @@ async fn process(app: &AppState, config: &GradesConfig, runtime: &GradesRuntime,
 }
 
 /// Sends one delivery. Returns what happened, for the log.
-async fn deliver(
-    app: &AppState,
-    config: &GradesConfig,
-    runtime: &GradesRuntime,
-    delivery: &Delivery,
-) -> Result<&'static str, AgsError> {
+async fn deliver(app: &Grades, delivery: &Delivery) -> Result<&'static str, AgsError> {
+    let config = &app.config;
     let r = &delivery.resource;
     let reg = app
         .registry
@@ -163,7 +147,7 @@ async fn deliver(
 
     let (given, maximum) = match delivery.score {
         Score::Leaf { earned, possible } => (earned, possible),
-        Score::Composite => match composite(app, config, r).await? {
+        Score::Composite => match composite(app, r).await? {
             Some(score) => score,
             None => return Ok("nothing gradable"),
         },
@@ -172,13 +156,13 @@ async fn deliver(
     // Any call refused with 401 gets one fresh token, then counts as a failure.
     let mut refreshed = false;
     loop {
-        let token = runtime.tokens.get(app, &reg, &scopes, timeout).await?;
+        let token = app.ags.tokens.get(&app.ags, &reg, &scopes, timeout).await?;
         match send_score(app, r, given, maximum, &delivery.timestamp, &token, timeout).await {
             Err(AgsError::TokenRefused(error)) if refreshed => {
                 return Err(AgsError::Retry { error, after: None });
             }
             Err(AgsError::TokenRefused(_)) => {
-                runtime.tokens.forget(&reg, &scopes);
+                app.ags.tokens.forget(&reg, &scopes);
                 refreshed = true;
             }
             Err(e) => return Err(e),
@@ -190,7 +174,7 @@ async fn deliver(
 
 /// Finds the line item if needed, then posts the score.
 async fn send_score(
-    app: &AppState,
+    app: &Grades,
     r: &GradedResource,
     given: f64,
     maximum: f64,
@@ -210,7 +194,7 @@ async fn send_score(
                 .as_deref()
                 .unwrap_or(r.usage_key.as_str());
             let found = ags::find_or_create_lineitem(
-                app,
+                &app.ags,
                 lineitems,
                 &r.resource_link_id,
                 label,
@@ -218,7 +202,7 @@ async fn send_score(
                 timeout,
             )
             .await?;
-            if let Err(e) = super::remember_lineitem(app, r, &found).await {
+            if let Err(e) = app.remember_lineitem(r, &found).await {
                 tracing::warn!(error = %e, "could not remember the line item; it will be looked up again");
             }
             found
@@ -232,24 +216,16 @@ async fn send_score(
         "gradingProgress": "FullyGraded",
         "timestamp": timestamp,
     });
-    ags::post_score(app, &lineitem, &body, token, timeout).await
+    ags::post_score(&app.ags, &lineitem, &body, token, timeout).await
 }
 
 /// The composite score from the LMS, normalised to (earned / possible, 1).
-async fn composite(
-    app: &AppState,
-    config: &GradesConfig,
-    r: &GradedResource,
-) -> Result<Option<(f64, f64)>, AgsError> {
-    let Some((proxy, asserter)) = &app.proxy else {
-        return Err(AgsError::Permanent(
-            "composite scores need an [upstream]".into(),
-        ));
-    };
+async fn composite(app: &Grades, r: &GradedResource) -> Result<Option<(f64, f64)>, AgsError> {
+    let (config, lms) = (&app.config, &app.lms);
     let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let raw = config
         .composite_score_url
-        .replace("{upstream}", &proxy.config().origin())
+        .replace("{upstream}", &lms.origin)
         .replace("{username}", &enc(&r.username))
         .replace("{usage_key}", &enc(r.usage_key.as_str()))
         .replace("{course_key}", &enc(r.course_key.as_str()));
@@ -260,24 +236,26 @@ async fn composite(
         client_id: r.client_id.clone(),
         sub: r.sub.clone(),
     };
-    let assertion = asserter
+    let assertion = lms
+        .asserter
         .for_service(&user, &r.course_key, &r.usage_key)
         .map_err(|e| AgsError::Permanent(e.to_string()))?;
     let mut request = http::Request::get(url.as_str())
         .header(http::header::ACCEPT, "application/json")
         .header(http::header::USER_AGENT, crate::client::USER_AGENT)
-        .header(asserter.config().header.clone(), assertion)
+        .header(lms.asserter.config().header.clone(), assertion)
         .body(crate::full_body(bytes::Bytes::new()))
         .map_err(|e| AgsError::Permanent(e.to_string()))?;
     // The LMS checks ALLOWED_HOSTS: send the Host the proxy sends.
-    if url.origin() == proxy.config().url.origin()
-        && let Some(host) = &proxy.config().host
+    if url.origin() == lms.url.origin()
+        && let Some(host) = &lms.host
     {
         request
             .headers_mut()
             .insert(http::header::HOST, host.clone());
     }
     let response = app
+        .ags
         .client
         .send(&url, request, 64 * 1024, config.request_timeout)
         .await?;

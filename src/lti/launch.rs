@@ -18,15 +18,17 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq as _;
 
-use crate::app::AppState;
+use super::Lti;
+use crate::claims;
+use crate::deep_linking::RequestError;
 use crate::gate::GateRefusal;
 use crate::jwks::{JwksError, PlatformKey};
-use crate::lti::claims;
+use crate::lti::LoginState;
 use crate::lti::target::{self, Target, TargetError};
-use crate::lti::{LoginState, state_cookie_name};
 use crate::registry::{LookupError, Registration};
-use crate::session::{LaunchContext, UserRef, is_token};
+use crate::session::{LaunchContext, UserRef};
 use crate::store::{Namespace, StoreError};
+use crate::token::is_token;
 
 /// Why a launch was refused. Each variant names one failed check.
 #[derive(Debug, thiserror::Error)]
@@ -88,14 +90,8 @@ pub enum LaunchError {
     MissingClaim(&'static str),
     #[error("deep linking is not configured on this gateway")]
     DeepLinkingNotConfigured,
-    #[error("the deep-linking request does not accept ltiResourceLink items")]
-    DeepLinkingUnsupportedTypes,
-    #[error("deep linking is open to instructors and content developers only")]
-    DeepLinkingRole,
-    #[error(
-        "this registration has no launch gate allowing any content, so there is nothing to pick"
-    )]
-    DeepLinkingNoGate,
+    #[error(transparent)]
+    DeepLinking(RequestError),
     #[error(transparent)]
     Target(TargetError),
     #[error("the target link URI differs from the one given at login")]
@@ -104,49 +100,6 @@ pub enum LaunchError {
     Gate(GateRefusal),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-impl LaunchError {
-    /// A stable, snake_case name for logs, pages and tests.
-    pub fn reason(&self) -> &'static str {
-        use LaunchError as E;
-        match self {
-            E::PlatformError { .. } => "platform_error",
-            E::MissingField(_) => "missing_field",
-            E::StateCookieMissing => "state_cookie_missing",
-            E::StateUnknown => "state_unknown",
-            E::Registration(_) => "registration_unusable",
-            E::MalformedToken => "malformed_token",
-            E::UnsupportedAlgorithm(_) => "unsupported_algorithm",
-            E::MissingKid => "missing_kid",
-            E::UnknownKid => "unknown_kid",
-            E::KeySetUnavailable(_) => "key_set_unavailable",
-            E::BadSignature => "bad_signature",
-            E::WrongIssuer => "wrong_issuer",
-            E::WrongAudience => "wrong_audience",
-            E::MissingAzp => "missing_azp",
-            E::WrongAzp => "wrong_azp",
-            E::MissingTime(_) => "missing_time",
-            E::Expired => "expired",
-            E::IssuedInFuture => "issued_in_future",
-            E::NotYetValid => "not_yet_valid",
-            E::NonceMismatch => "nonce_mismatch",
-            E::UnknownDeployment => "unknown_deployment",
-            E::MissingVersion => "missing_version",
-            E::WrongVersion(_) => "wrong_version",
-            E::MissingMessageType => "missing_message_type",
-            E::UnsupportedMessageType(_) => "unsupported_message_type",
-            E::MissingClaim(_) => "missing_claim",
-            E::DeepLinkingNotConfigured => "deep_linking_not_configured",
-            E::DeepLinkingUnsupportedTypes => "deep_linking_unsupported_types",
-            E::DeepLinkingRole => "deep_linking_role",
-            E::DeepLinkingNoGate => "deep_linking_no_gate",
-            E::Target(_) => "target_misconfigured",
-            E::TargetMismatch => "target_mismatch",
-            E::Gate(_) => "launch_gate",
-            E::Store(_) => "store_unavailable",
-        }
-    }
 }
 
 /// The launch form, as posted by the platform.
@@ -206,130 +159,148 @@ enum Message {
     DeepLinking(crate::deep_linking::PickerSession),
 }
 
-/// What the browser brought along: its cookies, read by the HTTP layer.
-pub trait BrowserCookies {
-    fn get(&self, name: &str) -> Option<&str>;
+/// What the browser brought to the launch besides the form: the values of
+/// the cookies the HTTP layer found for it.
+#[derive(Debug, Default)]
+pub struct LaunchCookies<'a> {
+    /// The state cookie named for the form's `state` (see
+    /// [`super::state_cookie_name`]).
+    pub state: Option<&'a str>,
+    /// The session cookie, if the browser has a session already.
+    pub session: Option<&'a str>,
 }
 
-/// Verifies a launch and, if it passes, records the grant.
-pub async fn launch(
-    app: &AppState,
-    form: LaunchForm,
-    cookies: &(dyn BrowserCookies + Sync),
-) -> Result<Launched, LaunchError> {
-    if let Some(error) = form.error {
-        return Err(LaunchError::PlatformError {
-            error,
-            description: form.error_description,
-        });
-    }
-    let state = form.state.ok_or(LaunchError::MissingField("state"))?;
-    let id_token = form.id_token.ok_or(LaunchError::MissingField("id_token"))?;
-    if !is_token(&state) {
-        return Err(LaunchError::StateUnknown);
-    }
-    // The cookie binds the state to the browser that started the login. Its
-    // absence is checked before the state is consumed, so a request from
-    // another browser cannot burn a victim's login.
-    match cookies.get(&state_cookie_name(&state)) {
-        Some(v) if bool::from(v.as_bytes().ct_eq(state.as_bytes())) => {}
-        _ => return Err(LaunchError::StateCookieMissing),
-    }
-    let login: LoginState = match app.store.take(Namespace::LoginState, &state).await? {
-        None => return Err(LaunchError::StateUnknown),
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map_err(|e| LaunchError::Store(StoreError::Corrupt(e.to_string())))?,
-    };
-    let reg = app
-        .registry
-        .find(&login.issuer, Some(&login.client_id))
-        .map_err(LaunchError::Registration)?;
-
-    let claims = verify_token(app, &reg, &id_token).await?;
-    check_claims(app, &reg, &login, &claims)?;
-    let (user, content, context) = match accept_message(app, &reg, &login, &claims)? {
-        Message::ResourceLink {
-            user,
-            content,
-            context,
-        } => (user, content, *context),
-        Message::DeepLinking(picker) => {
-            let token = crate::deep_linking::start(app, &picker).await?;
-            tracing::info!(
-                issuer = %reg.platform.issuer,
-                client_id = %reg.platform.client_id,
-                "deep-linking request accepted"
-            );
-            return Ok(Launched::DeepLinking {
-                location: format!(
-                    "{}{}",
-                    app.public_origin,
-                    crate::deep_linking::picker_path(&token)
-                ),
-                state,
-                token,
-                binding: picker.binding,
+impl Lti {
+    /// Verifies a launch and, if it passes, records the grant.
+    pub async fn launch(
+        &self,
+        form: LaunchForm,
+        cookies: LaunchCookies<'_>,
+    ) -> Result<Launched, LaunchError> {
+        if let Some(error) = form.error {
+            return Err(LaunchError::PlatformError {
+                error,
+                description: form.error_description,
             });
         }
-    };
+        let state = form.state.ok_or(LaunchError::MissingField("state"))?;
+        let id_token = form.id_token.ok_or(LaunchError::MissingField("id_token"))?;
+        if !is_token(&state) {
+            return Err(LaunchError::StateUnknown);
+        }
+        // The cookie binds the state to the browser that started the login. Its
+        // absence is checked before the state is consumed, so a request from
+        // another browser cannot burn a victim's login.
+        match cookies.state {
+            Some(v) if bool::from(v.as_bytes().ct_eq(state.as_bytes())) => {}
+            _ => return Err(LaunchError::StateCookieMissing),
+        }
+        let login: LoginState = match self.store.take(Namespace::LoginState, &state).await? {
+            None => return Err(LaunchError::StateUnknown),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| LaunchError::Store(StoreError::Corrupt(e.to_string())))?,
+        };
+        let reg = self
+            .registry
+            .find(&login.issuer, Some(&login.client_id))
+            .map_err(LaunchError::Registration)?;
 
-    let existing = cookies.get(&app.sessions.config().cookie_name);
-    let session_id = app
-        .sessions
-        .record_launch(existing, user.clone(), content.clone(), context.clone())
-        .await?;
-    crate::grades::record_launch(app, &user, &content, &context).await;
-    tracing::info!(
-        issuer = %reg.platform.issuer,
-        client_id = %reg.platform.client_id,
-        usage_key = %content.usage,
-        "launch accepted"
-    );
-    Ok(Launched::Resource {
-        session_id,
-        location: Target::Display(content).canonical_url(&app.public_origin),
-        state,
-    })
-}
+        let claims = self.verify_token(&reg, &id_token).await?;
+        self.check_claims(&reg, &login, &claims)?;
+        let (user, content, context) = match self.accept_message(&reg, &login, &claims)? {
+            Message::ResourceLink {
+                user,
+                content,
+                context,
+            } => (user, content, *context),
+            Message::DeepLinking(picker) => {
+                let deep_linking = self
+                    .deep_linking
+                    .as_ref()
+                    .ok_or(LaunchError::DeepLinkingNotConfigured)?;
+                let token = deep_linking.start(&picker).await?;
+                tracing::info!(
+                    issuer = %reg.platform.issuer,
+                    client_id = %reg.platform.client_id,
+                    "deep-linking request accepted"
+                );
+                return Ok(Launched::DeepLinking {
+                    location: format!(
+                        "{}{}",
+                        self.public_origin,
+                        crate::deep_linking::picker_path(&token)
+                    ),
+                    state,
+                    token,
+                    binding: picker.binding,
+                });
+            }
+        };
 
-/// Checks the JWT header, finds the key and verifies the signature.
-async fn verify_token(
-    app: &AppState,
-    reg: &Registration,
-    token: &str,
-) -> Result<Map<String, Value>, LaunchError> {
-    let mut parts = token.split('.');
-    let (Some(header), Some(_), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(LaunchError::MalformedToken);
-    };
-    let header: Value = URL_SAFE_NO_PAD
-        .decode(header)
-        .ok()
-        .and_then(|h| serde_json::from_slice(&h).ok())
-        .filter(Value::is_object)
-        .ok_or(LaunchError::MalformedToken)?;
-    match header.get("alg").and_then(Value::as_str) {
-        Some("RS256") => {}
-        Some(other) => return Err(LaunchError::UnsupportedAlgorithm(other.to_owned())),
-        None => return Err(LaunchError::MalformedToken),
+        let session_id = self
+            .sessions
+            .record_launch(
+                cookies.session,
+                user.clone(),
+                content.clone(),
+                context.clone(),
+            )
+            .await?;
+        if let Some(grades) = &self.grades {
+            grades.record_launch(&user, &content, &context).await;
+        }
+        tracing::info!(
+            issuer = %reg.platform.issuer,
+            client_id = %reg.platform.client_id,
+            usage_key = %content.usage,
+            "launch accepted"
+        );
+        Ok(Launched::Resource {
+            session_id,
+            location: Target::Display(content).canonical_url(&self.public_origin),
+            state,
+        })
     }
-    let kid = header
-        .get("kid")
-        .and_then(Value::as_str)
-        .filter(|k| !k.is_empty())
-        .ok_or(LaunchError::MissingKid)?;
-    let key = reg
-        .platform_keys
-        .key(kid, &app.client)
-        .await
-        .map_err(|e| match e {
-            JwksError::UnknownKid(_) => LaunchError::UnknownKid,
-            other => LaunchError::KeySetUnavailable(other),
-        })?;
 
-    verify_signature(token, &key)
+    /// Checks the JWT header, finds the key and verifies the signature.
+    async fn verify_token(
+        &self,
+        reg: &Registration,
+        token: &str,
+    ) -> Result<Map<String, Value>, LaunchError> {
+        let mut parts = token.split('.');
+        let (Some(header), Some(_), Some(_), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(LaunchError::MalformedToken);
+        };
+        let header: Value = URL_SAFE_NO_PAD
+            .decode(header)
+            .ok()
+            .and_then(|h| serde_json::from_slice(&h).ok())
+            .filter(Value::is_object)
+            .ok_or(LaunchError::MalformedToken)?;
+        match header.get("alg").and_then(Value::as_str) {
+            Some("RS256") => {}
+            Some(other) => return Err(LaunchError::UnsupportedAlgorithm(other.to_owned())),
+            None => return Err(LaunchError::MalformedToken),
+        }
+        let kid = header
+            .get("kid")
+            .and_then(Value::as_str)
+            .filter(|k| !k.is_empty())
+            .ok_or(LaunchError::MissingKid)?;
+        let key = reg
+            .platform_keys
+            .key(kid, &self.client)
+            .await
+            .map_err(|e| match e {
+                JwksError::UnknownKid(_) => LaunchError::UnknownKid,
+                other => LaunchError::KeySetUnavailable(other),
+            })?;
+
+        verify_signature(token, &key)
+    }
 }
 
 /// Verifies an RS256 signature and returns the claims, unchecked. Every claim
@@ -376,152 +347,160 @@ fn time(claims: &Map<String, Value>, name: &'static str) -> Result<Option<u64>, 
     }
 }
 
-/// The registration-level checks: issuer, audience, time, nonce, deployment, version.
-fn check_claims(
-    app: &AppState,
-    reg: &Registration,
-    login: &LoginState,
-    claims: &Map<String, Value>,
-) -> Result<(), LaunchError> {
-    let platform = &reg.platform;
-    if string(claims, "iss") != Some(platform.issuer.as_str()) {
-        return Err(LaunchError::WrongIssuer);
-    }
-    let audiences: Vec<&str> = match claims.get("aud") {
-        Some(Value::String(a)) => vec![a.as_str()],
-        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
-        _ => vec![],
-    };
-    if !audiences.contains(&platform.client_id.as_str()) {
-        return Err(LaunchError::WrongAudience);
-    }
-    match string(claims, "azp") {
-        Some(azp) if azp != platform.client_id => return Err(LaunchError::WrongAzp),
-        None if audiences.len() > 1 => return Err(LaunchError::MissingAzp),
-        _ => {}
-    }
-
-    let now = app.clock.now();
-    let leeway = app.sessions.config().leeway_sec;
-    let exp = time(claims, "exp")?.ok_or(LaunchError::MissingTime("exp"))?;
-    let iat = time(claims, "iat")?.ok_or(LaunchError::MissingTime("iat"))?;
-    if now > exp.saturating_add(leeway) {
-        return Err(LaunchError::Expired);
-    }
-    if iat > now.saturating_add(leeway) {
-        return Err(LaunchError::IssuedInFuture);
-    }
-    if time(claims, "nbf")?.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
-        return Err(LaunchError::NotYetValid);
-    }
-
-    let nonce = string(claims, "nonce").unwrap_or_default();
-    if !bool::from(nonce.as_bytes().ct_eq(login.nonce.as_bytes())) {
-        return Err(LaunchError::NonceMismatch);
-    }
-
-    let deployment = string(claims, claims::DEPLOYMENT_ID)
-        .filter(|d| !d.is_empty())
-        .ok_or(LaunchError::MissingClaim("deployment_id"))?;
-    if !platform.deployment_ids.contains(deployment) {
-        return Err(LaunchError::UnknownDeployment);
-    }
-
-    match claims.get(claims::VERSION) {
-        None => return Err(LaunchError::MissingVersion),
-        Some(Value::String(v)) if v == claims::LTI_VERSION => {}
-        Some(other) => {
-            return Err(LaunchError::WrongVersion(
-                other
-                    .as_str()
-                    .map_or_else(|| other.to_string(), str::to_owned),
-            ));
+impl Lti {
+    /// The registration-level checks: issuer, audience, time, nonce, deployment, version.
+    fn check_claims(
+        &self,
+        reg: &Registration,
+        login: &LoginState,
+        claims: &Map<String, Value>,
+    ) -> Result<(), LaunchError> {
+        let platform = &reg.platform;
+        if string(claims, "iss") != Some(platform.issuer.as_str()) {
+            return Err(LaunchError::WrongIssuer);
         }
-    }
-    Ok(())
-}
-
-/// The message-level checks, producing what the session records.
-fn accept_message(
-    app: &AppState,
-    reg: &Registration,
-    login: &LoginState,
-    claims: &Map<String, Value>,
-) -> Result<Message, LaunchError> {
-    let message_type = string(claims, claims::MESSAGE_TYPE)
-        .filter(|m| !m.is_empty())
-        .ok_or(LaunchError::MissingMessageType)?;
-    let sub = string(claims, "sub")
-        .filter(|s| !s.is_empty())
-        .ok_or(LaunchError::MissingClaim("sub"))?;
-    let roles: Vec<String> = match claims.get(claims::ROLES) {
-        Some(Value::Array(list)) => list
-            .iter()
-            .map(|r| r.as_str().map(str::to_owned))
-            .collect::<Option<_>>()
-            .ok_or(LaunchError::MissingClaim("roles"))?,
-        _ => return Err(LaunchError::MissingClaim("roles")),
-    };
-
-    match message_type {
-        claims::RESOURCE_LINK_REQUEST => {}
-        claims::DEEP_LINKING_REQUEST => {
-            return crate::deep_linking::check_request(app, reg, &roles, claims)
-                .map(Message::DeepLinking);
+        let audiences: Vec<&str> = match claims.get("aud") {
+            Some(Value::String(a)) => vec![a.as_str()],
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        };
+        if !audiences.contains(&platform.client_id.as_str()) {
+            return Err(LaunchError::WrongAudience);
         }
-        other => return Err(LaunchError::UnsupportedMessageType(other.to_owned())),
-    }
-
-    let resource_link = claims.get(claims::RESOURCE_LINK);
-    resource_link
-        .and_then(|r| r.get("id"))
-        .and_then(Value::as_str)
-        .filter(|id| !id.is_empty())
-        .ok_or(LaunchError::MissingClaim("resource_link.id"))?;
-    let raw_target = string(claims, claims::TARGET_LINK_URI)
-        .filter(|t| !t.is_empty())
-        .ok_or(LaunchError::MissingClaim("target_link_uri"))?;
-    let public = &app.config.server.public_url;
-    let target = target::parse(raw_target, public).map_err(LaunchError::Target)?;
-    let content = match target {
-        Target::Display(content) => content,
-        Target::DeepLinkingEndpoint => {
-            return Err(LaunchError::Target(TargetError::Endpoint("launch")));
+        match string(claims, "azp") {
+            Some(azp) if azp != platform.client_id => return Err(LaunchError::WrongAzp),
+            None if audiences.len() > 1 => return Err(LaunchError::MissingAzp),
+            _ => {}
         }
-    };
-    if Target::Display(content.clone()).canonical_url(&app.public_origin) != login.target {
-        return Err(LaunchError::TargetMismatch);
-    }
-    crate::gate::check(reg.platform.gate.as_ref(), &content.usage).map_err(LaunchError::Gate)?;
 
-    let text = |name: &str| {
-        string(claims, name)
+        let now = self.clock.now();
+        let leeway = self.sessions.config().leeway_sec;
+        let exp = time(claims, "exp")?.ok_or(LaunchError::MissingTime("exp"))?;
+        let iat = time(claims, "iat")?.ok_or(LaunchError::MissingTime("iat"))?;
+        if now > exp.saturating_add(leeway) {
+            return Err(LaunchError::Expired);
+        }
+        if iat > now.saturating_add(leeway) {
+            return Err(LaunchError::IssuedInFuture);
+        }
+        if time(claims, "nbf")?.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+            return Err(LaunchError::NotYetValid);
+        }
+
+        let nonce = string(claims, "nonce").unwrap_or_default();
+        if !bool::from(nonce.as_bytes().ct_eq(login.nonce.as_bytes())) {
+            return Err(LaunchError::NonceMismatch);
+        }
+
+        let deployment = string(claims, claims::DEPLOYMENT_ID)
+            .filter(|d| !d.is_empty())
+            .ok_or(LaunchError::MissingClaim("deployment_id"))?;
+        if !platform.deployment_ids.contains(deployment) {
+            return Err(LaunchError::UnknownDeployment);
+        }
+
+        match claims.get(claims::VERSION) {
+            None => return Err(LaunchError::MissingVersion),
+            Some(Value::String(v)) if v == claims::LTI_VERSION => {}
+            Some(other) => {
+                return Err(LaunchError::WrongVersion(
+                    other
+                        .as_str()
+                        .map_or_else(|| other.to_string(), str::to_owned),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The message-level checks, producing what the session records.
+    fn accept_message(
+        &self,
+        reg: &Registration,
+        login: &LoginState,
+        claims: &Map<String, Value>,
+    ) -> Result<Message, LaunchError> {
+        let message_type = string(claims, claims::MESSAGE_TYPE)
+            .filter(|m| !m.is_empty())
+            .ok_or(LaunchError::MissingMessageType)?;
+        let sub = string(claims, "sub")
             .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    let context = LaunchContext {
-        deployment_id: string(claims, claims::DEPLOYMENT_ID)
-            .unwrap_or_default()
-            .to_owned(),
-        message_type: message_type.to_owned(),
-        name: text("name"),
-        given_name: text("given_name"),
-        family_name: text("family_name"),
-        email: text("email"),
-        locale: text("locale"),
-        roles,
-        context: claims.get(claims::CONTEXT).cloned(),
-        resource_link: resource_link.cloned(),
-        ags_endpoint: claims.get(claims::AGS_ENDPOINT).cloned(),
-    };
-    let user = UserRef {
-        issuer: reg.platform.issuer.clone(),
-        client_id: reg.platform.client_id.clone(),
-        sub: sub.to_owned(),
-    };
-    Ok(Message::ResourceLink {
-        user,
-        content,
-        context: Box::new(context),
-    })
+            .ok_or(LaunchError::MissingClaim("sub"))?;
+        let roles: Vec<String> = match claims.get(claims::ROLES) {
+            Some(Value::Array(list)) => list
+                .iter()
+                .map(|r| r.as_str().map(str::to_owned))
+                .collect::<Option<_>>()
+                .ok_or(LaunchError::MissingClaim("roles"))?,
+            _ => return Err(LaunchError::MissingClaim("roles")),
+        };
+
+        match message_type {
+            claims::RESOURCE_LINK_REQUEST => {}
+            claims::DEEP_LINKING_REQUEST => {
+                let deep_linking = self
+                    .deep_linking
+                    .as_ref()
+                    .ok_or(LaunchError::DeepLinkingNotConfigured)?;
+                return deep_linking
+                    .check_request(reg, &roles, claims)
+                    .map(Message::DeepLinking)
+                    .map_err(LaunchError::DeepLinking);
+            }
+            other => return Err(LaunchError::UnsupportedMessageType(other.to_owned())),
+        }
+
+        let resource_link = claims.get(claims::RESOURCE_LINK);
+        resource_link
+            .and_then(|r| r.get("id"))
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .ok_or(LaunchError::MissingClaim("resource_link.id"))?;
+        let raw_target = string(claims, claims::TARGET_LINK_URI)
+            .filter(|t| !t.is_empty())
+            .ok_or(LaunchError::MissingClaim("target_link_uri"))?;
+        let target = target::parse(raw_target, &self.public_url).map_err(LaunchError::Target)?;
+        let content = match target {
+            Target::Display(content) => content,
+            Target::DeepLinkingEndpoint => {
+                return Err(LaunchError::Target(TargetError::Endpoint("launch")));
+            }
+        };
+        if Target::Display(content.clone()).canonical_url(&self.public_origin) != login.target {
+            return Err(LaunchError::TargetMismatch);
+        }
+        crate::gate::check(reg.platform.gate.as_ref(), &content.usage)
+            .map_err(LaunchError::Gate)?;
+
+        let text = |name: &str| {
+            string(claims, name)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let context = LaunchContext {
+            deployment_id: string(claims, claims::DEPLOYMENT_ID)
+                .unwrap_or_default()
+                .to_owned(),
+            message_type: message_type.to_owned(),
+            name: text("name"),
+            given_name: text("given_name"),
+            family_name: text("family_name"),
+            email: text("email"),
+            locale: text("locale"),
+            roles,
+            context: claims.get(claims::CONTEXT).cloned(),
+            resource_link: resource_link.cloned(),
+            ags_endpoint: claims.get(claims::AGS_ENDPOINT).cloned(),
+        };
+        let user = UserRef {
+            issuer: reg.platform.issuer.clone(),
+            client_id: reg.platform.client_id.clone(),
+            sub: sub.to_owned(),
+        };
+        Ok(Message::ResourceLink {
+            user,
+            content,
+            context: Box::new(context),
+        })
+    }
 }

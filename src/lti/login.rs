@@ -6,13 +6,13 @@
 //! platform. It fails early on anything that would make the launch fail
 //! later, with a message naming what to fix. It never creates a session.
 
-use crate::app::AppState;
+use super::Lti;
 use crate::gate::GateRefusal;
 use crate::lti::target::{self, TargetError};
 use crate::lti::{LoginState, state_cookie_name};
 use crate::registry::LookupError;
-use crate::session::random_token;
 use crate::store::{Namespace, StoreError};
+use crate::token::random_token;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
@@ -84,65 +84,68 @@ pub struct LoginRedirect {
     pub state_cookie: String,
 }
 
-/// Handles a login initiation.
-pub async fn login(app: &AppState, params: LoginParams) -> Result<LoginRedirect, LoginError> {
-    let reg = app
-        .registry
-        .find(&params.iss, params.client_id.as_deref())?;
-    let platform = &reg.platform;
-    if let Some(d) = params
-        .deployment_id
-        .as_ref()
-        .filter(|d| !platform.deployment_ids.contains(*d))
-    {
-        return Err(LoginError::UnknownDeployment(d.clone()));
-    }
-    let public_url = &app.config.server.public_url;
-    let target = target::parse(&params.target_link_uri, public_url)?;
-    if let target::Target::Display(content) = &target {
-        // Refuse at once what the launch would refuse after a round trip.
-        crate::gate::check(platform.gate.as_ref(), &content.usage)?;
-    }
-
-    let state = random_token();
-    let nonce = random_token();
-    let remembered = LoginState {
-        issuer: platform.issuer.clone(),
-        client_id: platform.client_id.clone(),
-        nonce: nonce.clone(),
-        target: target.canonical_url(&app.public_origin),
-        deployment_id: params.deployment_id.clone(),
-    };
-    let ttl = app.sessions.config().login_state_ttl_sec;
-    let bytes = serde_json::to_vec(&remembered).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    app.store
-        .put(Namespace::LoginState, &state, bytes, app.clock.now() + ttl)
-        .await?;
-
-    let mut location = platform.auth_login_url.clone();
-    {
-        let mut q = location.query_pairs_mut();
-        q.append_pair("scope", "openid")
-            .append_pair("response_type", "id_token")
-            .append_pair("response_mode", "form_post")
-            .append_pair("prompt", "none")
-            .append_pair("client_id", &platform.client_id)
-            .append_pair("redirect_uri", &app.redirect_uri())
-            .append_pair("login_hint", &params.login_hint)
-            .append_pair("state", &state)
-            .append_pair("nonce", &nonce);
-        if let Some(hint) = &params.lti_message_hint {
-            q.append_pair("lti_message_hint", hint);
+impl Lti {
+    /// Handles a login initiation.
+    pub async fn login(&self, params: LoginParams) -> Result<LoginRedirect, LoginError> {
+        let reg = self
+            .registry
+            .find(&params.iss, params.client_id.as_deref())?;
+        let platform = &reg.platform;
+        if let Some(d) = params
+            .deployment_id
+            .as_ref()
+            .filter(|d| !platform.deployment_ids.contains(*d))
+        {
+            return Err(LoginError::UnknownDeployment(d.clone()));
         }
+        let public_url = &self.public_url;
+        let target = target::parse(&params.target_link_uri, public_url)?;
+        if let target::Target::Display(content) = &target {
+            // Refuse at once what the launch would refuse after a round trip.
+            crate::gate::check(platform.gate.as_ref(), &content.usage)?;
+        }
+
+        let state = random_token();
+        let nonce = random_token();
+        let remembered = LoginState {
+            issuer: platform.issuer.clone(),
+            client_id: platform.client_id.clone(),
+            nonce: nonce.clone(),
+            target: target.canonical_url(&self.public_origin),
+            deployment_id: params.deployment_id.clone(),
+        };
+        let ttl = self.sessions.config().login_state_ttl_sec;
+        let bytes =
+            serde_json::to_vec(&remembered).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.store
+            .put(Namespace::LoginState, &state, bytes, self.clock.now() + ttl)
+            .await?;
+
+        let mut location = platform.auth_login_url.clone();
+        {
+            let mut q = location.query_pairs_mut();
+            q.append_pair("scope", "openid")
+                .append_pair("response_type", "id_token")
+                .append_pair("response_mode", "form_post")
+                .append_pair("prompt", "none")
+                .append_pair("client_id", &platform.client_id)
+                .append_pair("redirect_uri", &self.redirect_uri())
+                .append_pair("login_hint", &params.login_hint)
+                .append_pair("state", &state)
+                .append_pair("nonce", &nonce);
+            if let Some(hint) = &params.lti_message_hint {
+                q.append_pair("lti_message_hint", hint);
+            }
+        }
+        tracing::info!(
+            issuer = %platform.issuer,
+            client_id = %platform.client_id,
+            "login initiated"
+        );
+        Ok(LoginRedirect {
+            location: location.into(),
+            state_cookie: state_cookie_name(&state),
+            state,
+        })
     }
-    tracing::info!(
-        issuer = %platform.issuer,
-        client_id = %platform.client_id,
-        "login initiated"
-    );
-    Ok(LoginRedirect {
-        location: location.into(),
-        state_cookie: state_cookie_name(&state),
-        state,
-    })
 }

@@ -59,7 +59,7 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// a learner's state in the second or so between their login and their
 /// launch, a flood would need this many logins in that second, about what
 /// a whole 2-core gateway serves. The byte budget bounds logins with long
-/// targets (up to [`MAX_TARGET_BYTES`](crate::lti::target::MAX_TARGET_BYTES)
+/// targets (up to `lti::target::MAX_TARGET_BYTES`
 /// bytes each).
 pub const MAX_LOGIN_STATES: Limits = Limits {
     values: 100_000,

@@ -13,8 +13,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ltigate::store::Namespace;
-use ltigate::{AppState, ManualClock, Running};
+use ltigate::Namespace;
+use ltigate::{ManualClock, Running};
 use reqwest::redirect::Policy;
 use tokio::net::TcpListener;
 
@@ -36,7 +36,7 @@ pub fn display_path(usage: &str) -> String {
 /// A gateway running in this process, on a real socket.
 pub struct Gateway {
     pub addr: SocketAddr,
-    pub app: Arc<AppState>,
+    pub app: Arc<ltigate::Gateway>,
     pub clock: Arc<ManualClock>,
     pub dir: Arc<tempfile::TempDir>,
     running: Option<Running>,
@@ -83,7 +83,7 @@ pub fn tool_key_pem() -> &'static str {
     use std::sync::OnceLock;
     static KEY: OnceLock<String> = OnceLock::new();
     KEY.get_or_init(|| {
-        ltigate::keys::generate("tool-1")
+        ltigate::generate_key("tool-1")
             .expect("generate")
             .private_pem
     })
@@ -185,7 +185,7 @@ deployment_ids = ["{deployment}"]
         let config = ltigate::Config::parse(&text, &config_path, &std::collections::HashMap::new())
             .unwrap_or_else(|e| panic!("test config invalid: {e}\n{text}"));
         let clock = ManualClock::new();
-        let app = AppState::build(config, clock.clone()).expect("build app");
+        let app = ltigate::Gateway::build(config, clock.clone()).expect("build app");
         let running = ltigate::start_on(listener, app.clone())
             .await
             .expect("start");

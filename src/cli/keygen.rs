@@ -8,7 +8,30 @@ use std::fs::OpenOptions;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
+use crate::config::{self, ConfigError, RawConfig};
 use crate::keys;
+
+/// Creates the key files that `generate_if_missing` asks for and that do
+/// not exist yet (see [`config::missing_generated_keys`]), before the
+/// config is validated: validation itself only reads them.
+pub fn generate_missing(raw: &RawConfig, path: &Path) -> Result<(), ConfigError> {
+    for (kid, file) in config::missing_generated_keys(raw, path) {
+        let fail = |message: String| ConfigError {
+            file: path.to_owned(),
+            key: "keys.private_key_file".into(),
+            message,
+        };
+        let generated = keys::generate(&kid).map_err(|e| fail(e.to_string()))?;
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        write_private(&file, generated.private_pem.as_bytes())
+            .map_err(|e| fail(format!("cannot write {}: {e}", file.display())))?;
+        tracing::warn!(path = %file.display(), kid, "generated a new tool key because generate_if_missing is set");
+    }
+    Ok(())
+}
 
 /// What keygen wrote.
 #[derive(Debug)]

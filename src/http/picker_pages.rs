@@ -14,10 +14,9 @@ use bytes::Bytes;
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 use http::{HeaderValue, Response, StatusCode, header};
 
-use super::PickerSession;
-use super::catalog::CourseListing;
+use super::pages::no_store;
 use crate::Body;
-use crate::pages::no_store;
+use crate::deep_linking::{AutoPost, Picker};
 
 /// Show the search box from this many items on.
 const SEARCH_FROM: usize = 15;
@@ -57,12 +56,14 @@ fn respond(status: StatusCode, html: String, csp: &str) -> Response<Body> {
 }
 
 /// The picker.
-pub fn picker(
-    listing: &[CourseListing],
-    session: &PickerSession,
-    token: &str,
-    search: Option<&str>,
-) -> Response<Body> {
+pub fn picker(view: &Picker) -> Response<Body> {
+    let Picker {
+        listing,
+        session,
+        token,
+        search,
+    } = view;
+    let search = search.as_deref();
     let total: usize = listing.iter().map(|c| c.blocks.len()).sum();
     let needle = search.map(str::to_lowercase);
     let matches = |title: &str, key: &str| {
@@ -92,7 +93,7 @@ pub fn picker(
     let _ = writeln!(
         html,
         "<form method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-        attr(&super::picker_path(token)),
+        attr(&crate::deep_linking::picker_path(token)),
         attr(&session.csrf)
     );
     let mut shown = 0;
@@ -138,7 +139,8 @@ pub fn picker(
 }
 
 /// The auto-submitting form that carries the response JWT to the platform.
-pub fn autopost(return_url: &str, jwt: &str) -> Response<Body> {
+pub fn autopost(post: &AutoPost) -> Response<Body> {
+    let (return_url, jwt) = (post.return_url.as_str(), post.jwt.as_str());
     let origin = url::Url::parse(return_url)
         .map(|u| u.origin().ascii_serialization())
         .unwrap_or_default();

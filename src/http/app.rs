@@ -1,11 +1,14 @@
-//! The application: shared state and request routing.
+//! Routing for the public listener, and the HTTP layer's state.
 //!
-//! One immutable [`AppState`] is built at start-up and shared by every
-//! connection. [`handle`] routes a request to the LTI endpoints, the JWKS
-//! documents, the health checks, the display path, or (when an upstream is
-//! configured) the gated proxy, and turns every refusal into a response
-//! through [`crate::reject`]. It writes one access-log line per request. It
-//! takes any request body, so it can be called without a socket.
+//! One immutable [`Gateway`] (the services, built once by
+//! `gateway.rs`) is shared by every connection. [`handle`] routes a
+//! request to the LTI endpoints, the JWKS documents, the health checks, the
+//! picker, the display path, or (when an upstream is configured) the gated
+//! proxy. Each handler reads what its service needs from the request (the
+//! form, a cookie's value), calls the service, and turns the value it
+//! returns into a response; every error becomes a response in
+//! [`super::reject`]. It writes one access-log line per request. It takes
+//! any request body, so it can be called without a socket.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,26 +16,26 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use rand::RngCore as _;
 
+use super::form::{self, FormError};
+use super::pages::{Page, html, no_store};
+use super::reject::Rejection;
+use super::server::ServerConfig;
+use super::{RequestId, picker_pages};
 use crate::assertion::Asserter;
-use crate::client::HttpClient;
 use crate::clock::Clock;
-use crate::config::Config;
 use crate::content::{ContentPath, DISPLAY_PREFIX, LAUNCH_PATH};
 use crate::cookies::{CookiePolicy, RequestCookies};
-use crate::form::{self, FormError};
+use crate::deep_linking::{self, DeepLinking};
+use crate::grades::Grades;
 use crate::keys::ToolKeys;
-use crate::lti::launch::{self, BrowserCookies as _, LaunchForm, Launched};
-use crate::lti::login::{self, LoginParams};
-use crate::lti::state_cookie_name;
-use crate::pages::{Page, html, no_store};
-use crate::proxy::{Identity, Origin, Proxy, PublicSide};
-use crate::registry::Registry;
-use crate::reject::Rejection;
+use crate::lti::launch::{LaunchCookies, LaunchForm, Launched};
+use crate::lti::login::LoginParams;
+use crate::lti::{Lti, state_cookie_name};
+use crate::proxy::{Identity, Origin, Proxy};
 use crate::rules::{Decision, Rule};
-use crate::session::{AccessError, Session, Sessions, StoreSharing};
-use crate::store::{self, Store, StoreError};
+use crate::session::{AccessError, Session, Sessions};
+use crate::store::Store;
 use crate::{Body, BoxError, full_body};
 
 /// Largest login or launch form accepted. id_tokens with many custom claims
@@ -59,134 +62,40 @@ impl PeerAddr {
 /// A response, and what the gateway decided for the access log.
 type Answer = (Response<Body>, &'static str);
 
-/// Everything a request handler needs, built once.
-pub struct AppState {
-    pub config: Config,
-    pub clock: Arc<dyn Clock>,
-    pub store: Arc<dyn Store>,
-    pub registry: Registry,
-    pub tool_keys: ToolKeys,
-    pub client: HttpClient,
-    pub sessions: Sessions,
-    /// The gated proxy and its assertions; `None` without `[upstream]`.
-    pub proxy: Option<(Proxy, Asserter)>,
-    /// Grade delivery state; `None` without `[grades]`.
-    pub grades: Option<crate::grades::worker::GradesRuntime>,
-    /// The LMS content catalog for deep linking; `None` without `[deep_linking]`.
-    pub catalog: Option<crate::deep_linking::Catalog>,
-    /// `config.server.public_origin()`, rendered once: launches use it
-    /// several times each.
-    pub public_origin: String,
-    cookies: CookiePolicy,
+/// The gated proxy: where allowed requests go, and who they go as.
+pub struct Gated {
+    pub proxy: Proxy,
+    pub asserter: Arc<Asserter>,
+    /// Gating rules for every path other than the LTI endpoints.
+    pub rules: Vec<Rule>,
 }
 
-impl AppState {
-    /// Builds the state from a validated config. Must run inside a tokio runtime.
-    pub fn build(mut config: Config, clock: Arc<dyn Clock>) -> Result<Arc<Self>, StoreError> {
-        let store = store::open(&config.store, clock.clone())?;
-        let tool_keys = ToolKeys::new(std::mem::take(&mut config.keys));
-        let registry = Registry::new(&config.platforms, &tool_keys, &config.jwks);
-        let sharing = match config.store {
-            crate::config::StoreConfig::Embedded { .. } => StoreSharing::Private,
-            crate::config::StoreConfig::Redis { .. } => StoreSharing::Shared,
-        };
-        let sessions = Sessions::new(
-            store.clone(),
-            clock.clone(),
-            config.session.clone(),
-            sharing,
-        );
-        let public_origin = config.server.public_origin();
-        let cookies = CookiePolicy {
-            https: config.server.is_https(),
-            partitioned: config.session.partitioned_cookies,
-        };
-        let client = HttpClient::new(
-            config
-                .upstream
-                .as_ref()
-                .map_or(std::time::Duration::from_secs(5), |u| u.connect_timeout),
-        );
-        let proxy = match (&config.upstream, &config.assertion) {
-            (Some(upstream), Some(assertion)) => tool_keys.get(&assertion.key).map(|key| {
-                let proxy = Proxy::new(
-                    upstream.clone(),
-                    assertion,
-                    PublicSide {
-                        origin: public_origin.clone(),
-                        url: &config.server.public_url,
-                        session_cookie: &config.session.cookie_name,
-                        partitioned: config.session.partitioned_cookies,
-                    },
-                );
-                let asserter = Asserter::new(
-                    assertion.clone(),
-                    key.clone(),
-                    public_origin.clone(),
-                    clock.clone(),
-                );
-                (proxy, asserter)
-            }),
-            _ => None,
-        };
-        let grades = config.grades.as_ref().map(|_| Default::default());
-        let catalog = config
-            .deep_linking
-            .clone()
-            .map(crate::deep_linking::Catalog::new);
-        Ok(Arc::new(Self {
-            public_origin,
-            config,
-            clock,
-            store,
-            registry,
-            tool_keys,
-            client,
-            sessions,
-            grades,
-            catalog,
-            proxy,
-            cookies,
-        }))
-    }
-
-    /// The OIDC redirect URI platforms must register.
-    pub fn redirect_uri(&self) -> String {
-        format!("{}{LAUNCH_PATH}", self.public_origin)
-    }
-
-    fn rules(&self) -> &[Rule] {
-        &self.config.rules
-    }
+/// The HTTP layer's state: the services, built once (see
+/// `gateway.rs`), and the few facts the layer itself needs.
+pub struct Gateway {
+    pub server: ServerConfig,
+    pub lti: Lti,
+    pub sessions: Arc<Sessions>,
+    /// `None` without `[deep_linking]`.
+    pub deep_linking: Option<Arc<DeepLinking>>,
+    /// `None` without `[grades]`.
+    pub grades: Option<Arc<Grades>>,
+    /// `None` without `[upstream]`: the display path then only confirms a grant.
+    pub gated: Option<Gated>,
+    /// The tool's keys, for the JWKS documents.
+    pub tool_keys: ToolKeys,
+    /// The store, for readiness (and for tests to count what it holds).
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub cookies: CookiePolicy,
 }
 
 fn is(path: &str, endpoint: &str) -> bool {
     path == endpoint || Some(path) == endpoint.strip_suffix('/')
 }
 
-/// A request's id: 64 random bits as 16 hex digits, returned to the client,
-/// sent upstream and logged.
-pub struct RequestId([u8; 16]);
-
-impl RequestId {
-    fn new() -> Self {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let bits = rand::rng().next_u64();
-        let mut digits = [0u8; 16];
-        for (i, d) in digits.iter_mut().enumerate() {
-            *d = HEX[((bits >> (60 - 4 * i)) & 0xf) as usize];
-        }
-        Self(digits)
-    }
-
-    pub fn as_str(&self) -> &str {
-        // Hex digits only.
-        std::str::from_utf8(&self.0).unwrap_or_default()
-    }
-}
-
 /// Handles one request from `peer` and logs it.
-pub async fn handle<B>(app: Arc<AppState>, req: Request<B>, peer: PeerAddr) -> Response<Body>
+pub async fn handle<B>(app: Arc<Gateway>, req: Request<B>, peer: PeerAddr) -> Response<Body>
 where
     B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
@@ -201,10 +110,7 @@ where
     };
     let (mut response, decision) = match route(&app, req, origin).await {
         Ok(answer) => answer,
-        Err(rejection) => {
-            let reason = rejection.reason();
-            (rejection.into_response(id.as_str()), reason)
-        }
+        Err(rejection) => rejection.into_page(id.as_str()),
     };
     crate::logging::access(&crate::logging::Access {
         request_id: id.as_str(),
@@ -214,15 +120,11 @@ where
         duration: started.elapsed(),
         decision,
     });
-    if let Ok(v) = HeaderValue::from_str(id.as_str()) {
-        response
-            .headers_mut()
-            .insert(crate::proxy::REQUEST_ID_HEADER, v);
-    }
+    id.stamp(&mut response);
     response
 }
 
-async fn route<B>(app: &AppState, req: Request<B>, origin: Origin<'_>) -> Result<Answer, Rejection>
+async fn route<B>(app: &Gateway, req: Request<B>, origin: Origin<'_>) -> Result<Answer, Rejection>
 where
     B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
@@ -267,27 +169,42 @@ where
             _ => Err(Rejection::MethodNotAllowed("GET, HEAD")),
         },
         p if p.starts_with("/lti/") => Err(Rejection::NotFound),
-        _ => match &app.proxy {
-            Some(_) => gated(app, req, origin).await,
+        _ => match &app.gated {
+            Some(gated_proxy) => gated(app, gated_proxy, req, origin).await,
             None => Err(Rejection::NotFound),
         },
     }
 }
 
-async fn picker<B>(app: &AppState, req: Request<B>) -> Result<Answer, Rejection>
+async fn picker<B>(app: &Gateway, req: Request<B>) -> Result<Answer, Rejection>
 where
     B: http_body::Body<Data = Bytes> + Send,
     B::Error: Into<BoxError>,
 {
-    let Some(token) = crate::deep_linking::token_of(req.uri().path()).map(str::to_owned) else {
+    let Some(token) = deep_linking::token_of(req.uri().path()).map(str::to_owned) else {
         return Err(Rejection::NotFound);
     };
-    let cookies = RequestCookies::from_headers(req.headers());
+    let Some(service) = &app.deep_linking else {
+        return Err(Rejection::NotFound);
+    };
+    let binding = RequestCookies::one(req.headers(), &deep_linking::cookie_name(&token));
     let response = match *req.method() {
         Method::GET | Method::HEAD => {
-            crate::deep_linking::show(app, &token, req.uri().query(), &cookies).await?
+            let search = req.uri().query().and_then(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| k == "q")
+                    .map(|(_, v)| v.into_owned())
+            });
+            let view = service.show(&token, binding.as_deref(), search).await?;
+            picker_pages::picker(&view)
         }
-        Method::POST => crate::deep_linking::submit(app, &token, req, &cookies).await?,
+        Method::POST => {
+            let pairs = form::form_pairs(req, MAX_FORM_BYTES)
+                .await
+                .map_err(|_| deep_linking::PickerError::BadForm)?;
+            let post = service.submit(&token, binding.as_deref(), &pairs).await?;
+            picker_pages::autopost(&post)
+        }
         _ => return Err(Rejection::MethodNotAllowed("GET, POST")),
     };
     Ok((response, "deep_linking"))
@@ -300,9 +217,9 @@ fn get_only(method: &Method) -> Result<(), Rejection> {
     }
 }
 
-async fn login(app: &AppState, pairs: Vec<(String, String)>) -> Result<Answer, Rejection> {
+async fn login(app: &Gateway, pairs: Vec<(String, String)>) -> Result<Answer, Rejection> {
     let params = LoginParams::from_pairs(pairs)?;
-    let redirect = login::login(app, params).await?;
+    let redirect = app.lti.login(params).await?;
     let mut response = redirect_to(&redirect.location)?;
     let ttl = app.sessions.config().login_state_ttl_sec;
     response.headers_mut().append(
@@ -317,16 +234,24 @@ async fn login(app: &AppState, pairs: Vec<(String, String)>) -> Result<Answer, R
     Ok((response, "login"))
 }
 
-async fn launch<B>(app: &AppState, req: Request<B>, request_id: &str) -> Result<Answer, Rejection>
+async fn launch<B>(app: &Gateway, req: Request<B>, request_id: &str) -> Result<Answer, Rejection>
 where
     B: http_body::Body<Data = Bytes> + Send,
     B::Error: Into<BoxError>,
 {
-    let cookies = RequestCookies::from_headers(req.headers());
+    let headers = req.headers().clone();
     let pairs = form::form_pairs(req, MAX_FORM_BYTES).await?;
     let form = LaunchForm::from_pairs(pairs);
     let state = form.state.clone();
-    match launch::launch(app, form, &cookies).await {
+    let state_cookie = state
+        .as_deref()
+        .and_then(|s| RequestCookies::one(&headers, &state_cookie_name(s)));
+    let session_cookie = RequestCookies::one(&headers, &app.sessions.config().cookie_name);
+    let cookies = LaunchCookies {
+        state: state_cookie.as_deref(),
+        session: session_cookie.as_deref(),
+    };
+    match app.lti.launch(form, cookies).await {
         Ok(Launched::Resource {
             session_id,
             location,
@@ -356,10 +281,9 @@ where
             let mut response = redirect_to(&location)?;
             let h = response.headers_mut();
             let ttl = app
-                .config
                 .deep_linking
                 .as_ref()
-                .map_or(0, |d| d.token_ttl_sec);
+                .map_or(0, |d| d.config().token_ttl_sec);
             h.append(
                 header::SET_COOKIE,
                 app.cookies.set(
@@ -377,11 +301,9 @@ where
             Ok((response, "deep_linking"))
         }
         Err(e) => {
-            let rejection = Rejection::from(e);
-            let reason = rejection.reason();
-            let mut response = rejection.into_response(request_id);
+            let (mut response, reason) = Rejection::from(e).into_page(request_id);
             // The login state is spent either way: drop its cookie too.
-            if let Some(state) = state.filter(|s| crate::session::is_token(s)) {
+            if let Some(state) = state.filter(|s| crate::token::is_token(s)) {
                 response.headers_mut().append(
                     header::SET_COOKIE,
                     app.cookies
@@ -394,15 +316,11 @@ where
 }
 
 /// The browser's session cookie, if it sent one.
-fn session_cookie<B>(app: &AppState, req: &Request<B>) -> Option<String> {
+fn session_cookie<B>(app: &Gateway, req: &Request<B>) -> Option<String> {
     RequestCookies::one(req.headers(), &app.sessions.config().cookie_name)
 }
 
-async fn display<B>(
-    app: &AppState,
-    req: Request<B>,
-    origin: Origin<'_>,
-) -> Result<Answer, Rejection>
+async fn display<B>(app: &Gateway, req: Request<B>, origin: Origin<'_>) -> Result<Answer, Rejection>
 where
     B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
@@ -410,16 +328,13 @@ where
     let Ok(content) = ContentPath::from_path(req.uri().path()) else {
         return Err(Rejection::NotFound);
     };
-    let cookies = RequestCookies::from_headers(req.headers());
-    let session_id = cookies
-        .get(&app.sessions.config().cookie_name)
-        .map(str::to_owned);
+    let session_id = session_cookie(app, &req);
     let (session, index) = app
         .sessions
         .check_grant(session_id.as_deref(), &content)
         .await
         .map_err(Rejection::Access)?;
-    let Some((proxy, asserter)) = &app.proxy else {
+    let Some(gated_proxy) = &app.gated else {
         // Without an upstream, confirm the grant.
         let grant = &session.grants[index];
         let page = Page::new("Access granted")
@@ -431,12 +346,14 @@ where
             ));
         return Ok((html(StatusCode::OK, page.render()), "display"));
     };
-    let target = proxy.display_target(&content, req.uri().query());
+    let target = gated_proxy
+        .proxy
+        .display_target(&content, req.uri().query());
     let session_id = session_id.unwrap_or_default();
     let method = req.method().clone();
     let asked = req.uri().path().to_owned();
     let response = forward_for(
-        (proxy, asserter),
+        gated_proxy,
         req,
         &target,
         (&session_id, &session),
@@ -449,6 +366,7 @@ where
     }
     Ok(within_grant(
         app,
+        gated_proxy,
         &session,
         (&method, &asked),
         (response, "display"),
@@ -456,43 +374,25 @@ where
     ))
 }
 
-async fn gated<B>(app: &AppState, req: Request<B>, origin: Origin<'_>) -> Result<Answer, Rejection>
+async fn gated<B>(
+    app: &Gateway,
+    gated_proxy: &Gated,
+    req: Request<B>,
+    origin: Origin<'_>,
+) -> Result<Answer, Rejection>
 where
     B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
 {
-    let Some((proxy, asserter)) = &app.proxy else {
-        return Err(Rejection::NotFound);
-    };
     let path = crate::path::normalize(req.uri().path()).map_err(Rejection::BadPath)?;
     let session_id = session_cookie(app, &req);
-    let had_cookie = session_id.is_some();
-    let store_down = |e: StoreError| Rejection::Access(e.into());
-    let decide = |session: Option<&Session>| {
-        crate::rules::decide(app.rules(), req.method(), &path, session, app.clock.now())
-    };
-    let (mut session, mut decision) = (None, Decision::Relaunch);
-    if let Some(id) = &session_id {
-        session = app.sessions.load_cached(id).await.map_err(store_down)?;
-        decision = decide(session.as_deref());
-        if !matches!(decision, Decision::Allow { .. }) {
-            // Refusals are re-made on a fresh read.
-            session = app.sessions.load(id).await.map_err(store_down)?;
-            decision = decide(session.as_deref());
-        }
-    }
-    let (grant, rule) = match decision {
-        Decision::Allow { grant, rule } => (grant, rule),
-        Decision::Relaunch if had_cookie => {
-            return Err(Rejection::Access(AccessError::SessionExpired));
-        }
-        Decision::Relaunch => return Err(Rejection::Access(AccessError::NoSession)),
-        Decision::Expired => return Err(Rejection::Access(AccessError::GrantExpired)),
-        Decision::Outside => return Err(Rejection::Access(AccessError::NotGranted)),
-    };
-    let Some(session) = session else {
-        return Err(Rejection::Access(AccessError::NoSession));
-    };
+    let now = app.clock.now();
+    let (session, (grant, rule)) = app
+        .sessions
+        .authorize(session_id.as_deref(), |session| {
+            crate::rules::check(&gated_proxy.rules, req.method(), &path, session, now)
+        })
+        .await?;
     let target = match req.uri().query() {
         Some(q) => format!("{}?{q}", path.as_str()),
         None => path.as_str().to_owned(),
@@ -501,7 +401,7 @@ where
     // A standard method clones without allocating; the path is borrowed.
     let method = req.method().clone();
     let response = forward_for(
-        (proxy, asserter),
+        gated_proxy,
         req,
         &target,
         (&session_id, &session),
@@ -509,13 +409,14 @@ where
         origin,
     )
     .await?;
-    let decision = match app.rules()[rule].scope {
+    let decision = match gated_proxy.rules[rule].scope {
         crate::rules::Scope::Usage => "allow:usage",
         crate::rules::Scope::Course => "allow:course",
         crate::rules::Scope::Public => "allow:public",
     };
     Ok(within_grant(
         app,
+        gated_proxy,
         &session,
         (&method, path.as_str()),
         (response, decision),
@@ -528,17 +429,17 @@ where
 /// cookies, already rewritten by the proxy: a session the LMS started on that
 /// response (the assertion's login) is not lost to the refusal.
 fn within_grant(
-    app: &AppState,
+    app: &Gateway,
+    gated_proxy: &Gated,
     session: &Session,
     asked: (&Method, &str),
     (response, decision): Answer,
     request_id: &str,
 ) -> Answer {
-    let Err(rejection) = check_redirect(app, session, asked, &response) else {
+    let Err(rejection) = check_redirect(app, &gated_proxy.rules, session, asked, &response) else {
         return (response, decision);
     };
-    let reason = rejection.reason();
-    let mut page = rejection.into_response(request_id);
+    let (mut page, reason) = rejection.into_page(request_id);
     for cookie in response.headers().get_all(header::SET_COOKIE) {
         page.headers_mut()
             .append(header::SET_COOKIE, cookie.clone());
@@ -556,7 +457,8 @@ fn within_grant(
 /// browser would, after the proxy has mapped the upstream's own origins to
 /// ltigate's.
 fn check_redirect(
-    app: &AppState,
+    app: &Gateway,
+    rules: &[Rule],
     session: &Session,
     (method, asked): (&Method, &str),
     response: &Response<Body>,
@@ -570,7 +472,7 @@ fn check_redirect(
     let Some(location) = response.headers().get(header::LOCATION) else {
         return Ok(());
     };
-    let public = &app.config.server.public_url;
+    let public = &app.server.public_url;
     let target = location
         .to_str()
         .ok()
@@ -606,7 +508,7 @@ fn check_redirect(
     } else {
         Method::GET
     };
-    match crate::rules::decide(app.rules(), &method, &path, Some(session), now) {
+    match crate::rules::decide(rules, &method, &path, Some(session), now) {
         Decision::Allow { .. } => Ok(()),
         Decision::Expired | Decision::Relaunch => {
             refuse("redirect_grant_expired", AccessError::GrantExpired)
@@ -618,7 +520,9 @@ fn check_redirect(
 /// Forwards `req` to `target` on behalf of grant `grant` of the session,
 /// with the signed identity of that grant's launch.
 async fn forward_for<B>(
-    (proxy, asserter): (&Proxy, &Asserter),
+    Gated {
+        proxy, asserter, ..
+    }: &Gated,
     req: Request<B>,
     target: &str,
     (session_id, session): (&str, &Session),
@@ -638,14 +542,14 @@ where
     let plain = asserter.config().identity_headers;
     let identity = Identity {
         assertion,
-        username: plain.then(|| asserter.username(&session.user)),
+        username: plain.then(|| asserter.usernames().of(&session.user)),
         email: plain.then(|| launched.launch.email.clone()).flatten(),
         name: plain.then(|| launched.launch.name.clone()).flatten(),
     };
     Ok(proxy.forward(req, target, identity, origin).await?)
 }
 
-fn org_jwks(app: &AppState, path: &str) -> Result<Answer, Rejection> {
+fn org_jwks(app: &Gateway, path: &str) -> Result<Answer, Rejection> {
     let org = path
         .strip_prefix("/lti/1p3/pub/orgs/")
         .and_then(|rest| {
@@ -659,13 +563,13 @@ fn org_jwks(app: &AppState, path: &str) -> Result<Answer, Rejection> {
         .ok_or(Rejection::NotFound)
 }
 
-async fn ready(app: &AppState) -> Answer {
+async fn ready(app: &Gateway) -> Answer {
     if let Err(e) = app.store.ping().await {
         tracing::warn!(error = %e, "not ready: store unreachable");
         return text(StatusCode::SERVICE_UNAVAILABLE, "store unreachable\n");
     }
-    if let Some((proxy, _)) = &app.proxy
-        && let Err(e) = proxy.ping().await
+    if let Some(gated_proxy) = &app.gated
+        && let Err(e) = gated_proxy.proxy.ping().await
     {
         tracing::warn!(error = %e, "not ready: upstream unreachable");
         return text(StatusCode::SERVICE_UNAVAILABLE, "upstream unreachable\n");

@@ -26,8 +26,36 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{AppState, PeerAddr, handle};
-use crate::config::TlsFiles;
+use super::app::{Gateway, PeerAddr, handle};
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Scheme, host and port that platforms and browsers use, without a path.
+    pub public_url: url::Url,
+    pub allow_http: bool,
+    pub tls: Option<TlsFiles>,
+    pub header_read_timeout: Duration,
+    pub tls_handshake_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+impl ServerConfig {
+    /// `https://host[:port]`, without a trailing slash.
+    pub fn public_origin(&self) -> String {
+        self.public_url.origin().ascii_serialization()
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -76,8 +104,8 @@ impl Running {
 /// Binds the configured address and serves. Each serving thread gets its
 /// own listening socket on the address (`SO_REUSEPORT`), so the kernel
 /// spreads new connections evenly across the threads.
-pub async fn start(app: Arc<AppState>) -> Result<Running, ServeError> {
-    let addr = app.config.server.listen;
+pub async fn start(app: Arc<Gateway>) -> Result<Running, ServeError> {
+    let addr = app.server.listen;
     let listeners = bind_per_thread(addr, serving_threads())
         .map_err(|source| ServeError::Bind { addr, source })?;
     serve_all(listeners, app).await
@@ -85,8 +113,8 @@ pub async fn start(app: Arc<AppState>) -> Result<Running, ServeError> {
 
 /// Serves on an already bound listener (tests bind `127.0.0.1:0` first),
 /// which every serving thread accepts from.
-pub async fn start_on(listener: TcpListener, app: Arc<AppState>) -> Result<Running, ServeError> {
-    let addr = app.config.server.listen;
+pub async fn start_on(listener: TcpListener, app: Arc<Gateway>) -> Result<Running, ServeError> {
+    let addr = app.server.listen;
     let listener = listener
         .into_std()
         .map_err(|source| ServeError::Bind { addr, source })?;
@@ -134,18 +162,18 @@ fn bind_per_thread(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpLi
 /// configured.
 async fn serve_all(
     listeners: Vec<std::net::TcpListener>,
-    app: Arc<AppState>,
+    app: Arc<Gateway>,
 ) -> Result<Running, ServeError> {
     let addr = listeners
         .first()
         .map(std::net::TcpListener::local_addr)
         .transpose()
         .map_err(|source| ServeError::Bind {
-            addr: app.config.server.listen,
+            addr: app.server.listen,
             source,
         })?
-        .unwrap_or(app.config.server.listen);
-    let server = &app.config.server;
+        .unwrap_or(app.server.listen);
+    let server = &app.server;
     let tls = server.tls.as_ref().map(tls_acceptor).transpose()?;
     let limits = Limits {
         header_read: server.header_read_timeout,
@@ -155,18 +183,19 @@ async fn serve_all(
     let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();
     let mut grades_addr = None;
-    if let Some(grades) = &app.config.grades {
-        let api_listener =
-            TcpListener::bind(grades.listen)
-                .await
-                .map_err(|source| ServeError::Bind {
-                    addr: grades.listen,
-                    source,
-                })?;
+    if let Some(grades) = &app.grades {
+        let listen = grades.config().listen;
+        let api_listener = TcpListener::bind(listen)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: listen,
+                source,
+            })?;
         grades_addr = api_listener.local_addr().ok();
         let api_app = app.clone();
-        let api: Handler =
-            Arc::new(move |req, _| Box::pin(crate::grades::api::handle(api_app.clone(), req)));
+        let api: Handler = Arc::new(move |req, peer| {
+            Box::pin(super::score_api::handle(api_app.clone(), req, peer))
+        });
         tasks.push(tokio::spawn(accept_loop(
             api_listener,
             api,
@@ -175,7 +204,7 @@ async fn serve_all(
             shutdown.clone(),
         )));
         tasks.push(tokio::spawn(crate::grades::worker::run(
-            app.clone(),
+            grades.clone(),
             shutdown.clone(),
         )));
     }

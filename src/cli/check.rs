@@ -2,8 +2,10 @@
 
 use std::fmt::Write as _;
 
-use crate::config::{Config, KeySetSource, StoreConfig};
+use crate::config::Config;
 use crate::content::{DEEP_LINKING_LAUNCH_PATH, JWKS_PATH, LAUNCH_PATH, LOGIN_PATH};
+use crate::jwks::KeySetSource;
+use crate::store::StoreConfig;
 
 /// Renders the report printed by `ltigate check`.
 pub fn report(config: &Config) -> String {

@@ -313,7 +313,7 @@ function expectedUsername(platform) {
 
 // ------------------------------------------------------------------ helpers
 
-/** Whether a page body is ltigate's own refusal page (src/pages.rs, src/reject.rs). */
+/** Whether a page body is ltigate's own refusal page (src/http/pages.rs, src/http/reject.rs). */
 function ltigateRefusal(html) {
   const code = /<p class="ref">Reference for your administrator: <code>([^<]*)<\/code>/.exec(html ?? '');
   return code ? { code: code[1], title: /<h1>([^<]*)<\/h1>/.exec(html)?.[1] ?? '' } : null;

@@ -19,7 +19,6 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use redis::IntoConnectionInfo as _;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
 use url::Url;
@@ -39,6 +38,7 @@ use crate::proxy::UpstreamConfig;
 use crate::registry::PlatformConfig;
 use crate::session::SessionConfig;
 use crate::store::StoreConfig;
+use crate::store::redis::{UrlSecurity, url_security};
 
 /// A config error, naming the file and the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -334,20 +334,18 @@ impl Validator<'_> {
                 let url = raw
                     .url
                     .ok_or_else(|| self.err("store.url", "is required with kind = \"redis\""))?;
-                let info = url
-                    .as_str()
-                    .into_connection_info()
-                    .map_err(|e| self.err("store.url", format!("is not a Redis URL: {e}")))?;
-                let tls = match info.addr() {
-                    redis::ConnectionAddr::TcpTls { insecure: true, .. } => {
+                let tls = match url_security(&url)
+                    .map_err(|e| self.err("store.url", format!("is not a Redis URL: {e}")))?
+                {
+                    UrlSecurity::TlsUnchecked => {
                         return Err(self.err(
                             "store.url",
                             "ends in #insecure, which turns off the check of Redis's \
                              certificate; give its CA in store.ca_file instead",
                         ));
                     }
-                    redis::ConnectionAddr::TcpTls { .. } => true,
-                    _ => false,
+                    UrlSecurity::Tls => true,
+                    UrlSecurity::Plain => false,
                 };
                 let ca_pem = match raw.ca_file {
                     None => None,

@@ -76,6 +76,27 @@ end
 return 1
 ";
 
+/// How a Redis URL connects, as far as the config must know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlSecurity {
+    Plain,
+    /// `rediss://`, with the server's certificate checked.
+    Tls,
+    /// `rediss://…#insecure`: TLS without the certificate check.
+    TlsUnchecked,
+}
+
+/// Parses a store URL the way the connection will (the redis crate's own
+/// parser), for config validation.
+pub fn url_security(url: &str) -> Result<UrlSecurity, String> {
+    let info = url.into_connection_info().map_err(|e| e.to_string())?;
+    Ok(match info.addr() {
+        redis::ConnectionAddr::TcpTls { insecure: true, .. } => UrlSecurity::TlsUnchecked,
+        redis::ConnectionAddr::TcpTls { .. } => UrlSecurity::Tls,
+        _ => UrlSecurity::Plain,
+    })
+}
+
 pub struct RedisStore {
     client: redis::Client,
     config: ConnectionManagerConfig,

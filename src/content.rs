@@ -12,6 +12,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::path::{SegmentByte, decodes_safely, segment_bytes};
+
 /// Where the LTI endpoints live. These are the Open edX plugin's paths.
 pub const LOGIN_PATH: &str = "/lti/1p3/login/";
 pub const LAUNCH_PATH: &str = "/lti/1p3/launch/";
@@ -231,27 +233,13 @@ impl ContentPath {
 /// is refused outright rather than decoded, so no encoding can change which
 /// segment a character belongs to.
 pub fn decode_key_segment(seg: &str) -> Result<String, KeyError> {
-    let bytes = seg.as_bytes();
-    let mut out = String::with_capacity(seg.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'%' {
-            let hex = seg.get(i + 1..i + 3).ok_or(KeyError::ForbiddenEncoding)?;
-            let decoded = u8::from_str_radix(hex, 16).map_err(|_| KeyError::ForbiddenEncoding)?;
-            let allowed = decoded.is_ascii_alphanumeric()
-                || matches!(decoded, b'-' | b'.' | b'_' | b'~' | b'+' | b':' | b'@');
-            if !allowed {
-                return Err(KeyError::ForbiddenEncoding);
-            }
-            out.push(decoded as char);
-            i += 3;
-        } else {
-            out.push(b as char);
-            i += 1;
-        }
-    }
-    Ok(out)
+    segment_bytes(seg)
+        .map(|byte| match byte {
+            Ok(SegmentByte::Plain(b)) => Ok(b as char),
+            Ok(SegmentByte::Encoded(b)) if decodes_safely(b) => Ok(b as char),
+            Ok(SegmentByte::Encoded(_)) | Err(_) => Err(KeyError::ForbiddenEncoding),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -7,7 +7,10 @@
 //! (upper-cased). An encoded `/`, `\` or NUL, a raw `\`, a control character,
 //! an empty segment (`//`) or a `.`/`..` segment (encoded or not) is refused
 //! outright: none of them can then widen a match. The query string is never
-//! part of the path.
+//! part of the path. [`segment_bytes`] is the one percent-decoding step of
+//! the gateway; content keys read their segments through it too.
+
+use percent_encoding::{percent_decode, percent_encode_byte};
 
 /// Why a path was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,8 +55,51 @@ impl NormalPath {
     }
 }
 
-fn keep_decoded(b: u8) -> bool {
+/// Whether a byte may be decoded without changing what a path means: the
+/// unreserved characters and the three that Open edX keys use (`+`, `:`, `@`).
+pub fn decodes_safely(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b':' | b'@')
+}
+
+/// One byte of a path segment, as the client sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentByte {
+    /// Sent as itself.
+    Plain(u8),
+    /// Sent as a `%XX` triplet: the byte it stands for.
+    Encoded(u8),
+}
+
+/// Reads a segment's bytes in order, the percent-encoding crate decoding each
+/// `%XX`. A `%` that does not start a well-formed triplet yields
+/// [`PathError::BadEncoding`] and ends the reading.
+///
+/// Why this walk sits beside the crate: its decoder passes a malformed `%`
+/// through as itself and does not say which bytes came encoded, while a
+/// gateway must refuse the first and forward a non-safe encoding as sent; so
+/// each triplet goes to the crate alone, and is well-formed exactly when the
+/// crate turns it into one byte.
+pub fn segment_bytes(seg: &str) -> impl Iterator<Item = Result<SegmentByte, PathError>> + '_ {
+    let mut rest = seg.as_bytes();
+    std::iter::from_fn(move || {
+        let (&first, tail) = rest.split_first()?;
+        if first != b'%' {
+            rest = tail;
+            return Some(Ok(SegmentByte::Plain(first)));
+        }
+        let (triplet, after) = rest.split_at_checked(3).unwrap_or((rest, &[]));
+        let mut decoded = percent_decode(triplet);
+        match (decoded.next(), decoded.next(), triplet.len()) {
+            (Some(byte), None, 3) => {
+                rest = after;
+                Some(Ok(SegmentByte::Encoded(byte)))
+            }
+            _ => {
+                rest = &[];
+                Some(Err(PathError::BadEncoding))
+            }
+        }
+    })
 }
 
 /// Normalises a raw request path (as sent, without its query).
@@ -78,33 +124,20 @@ pub fn normalize(raw: &str) -> Result<NormalPath, PathError> {
         if seg.is_empty() && i != last {
             return Err(PathError::EmptySegment);
         }
-        let bytes = seg.as_bytes();
-        let mut j = 0;
-        while j < bytes.len() {
-            let b = bytes[j];
-            match b {
-                b'%' => {
-                    let hex = seg.get(j + 1..j + 3).ok_or(PathError::BadEncoding)?;
-                    let d = u8::from_str_radix(hex, 16).map_err(|_| PathError::BadEncoding)?;
-                    if d == b'/' || d == b'\\' || d.is_ascii_control() {
-                        return Err(PathError::ForbiddenCharacter);
-                    }
-                    if keep_decoded(d) {
-                        path.push(d as char);
-                    } else {
-                        path.push('%');
-                        path.push_str(&hex.to_ascii_uppercase());
-                    }
-                    j += 3;
+        for byte in segment_bytes(seg) {
+            match byte? {
+                SegmentByte::Encoded(d) if d == b'/' || d == b'\\' || d.is_ascii_control() => {
+                    return Err(PathError::ForbiddenCharacter);
                 }
-                b'\\' => return Err(PathError::ForbiddenCharacter),
-                _ if b.is_ascii_control() => return Err(PathError::ForbiddenCharacter),
-                _ => {
-                    // Multi-byte UTF-8 cannot appear in a valid request target;
-                    // hyper has already refused it. Push bytes as they come.
-                    path.push(b as char);
-                    j += 1;
+                SegmentByte::Encoded(d) if decodes_safely(d) => path.push(d as char),
+                // Kept encoded, in the crate's upper-case spelling.
+                SegmentByte::Encoded(d) => path.push_str(percent_encode_byte(d)),
+                SegmentByte::Plain(b) if b == b'\\' || b.is_ascii_control() => {
+                    return Err(PathError::ForbiddenCharacter);
                 }
+                // Multi-byte UTF-8 cannot appear in a valid request target;
+                // hyper has already refused it. Push bytes as they come.
+                SegmentByte::Plain(b) => path.push(b as char),
             }
         }
         let segment = &path[start..];
@@ -157,6 +190,49 @@ mod tests {
         ] {
             assert_eq!(normalize(raw), Err(err), "{raw}");
         }
+    }
+
+    #[test]
+    fn keeps_other_encodings_as_sent_in_upper_case() {
+        assert_eq!(
+            normalize("/a%25b/%c3%a9/%3b").expect("ok").as_str(),
+            "/a%25b/%C3%A9/%3B"
+        );
+        assert_eq!(normalize("/a;b=c").expect("ok").as_str(), "/a;b=c");
+    }
+
+    #[test]
+    fn malformed_triplets_and_the_first_fault_wins() {
+        for (raw, err) in [
+            ("/static/%2", PathError::BadEncoding),
+            ("/static/x%", PathError::BadEncoding),
+            // A triplet is `%` and two hex digits: `%+1` is no encoding of 0x01.
+            ("/static/%+1", PathError::BadEncoding),
+            ("/static/%\u{e9}", PathError::BadEncoding),
+            ("/static/%2e%2", PathError::BadEncoding),
+            ("/static/\\%zz", PathError::ForbiddenCharacter),
+            ("/static/%zz\\", PathError::BadEncoding),
+            ("/%zz//x", PathError::BadEncoding),
+        ] {
+            assert_eq!(normalize(raw), Err(err), "{raw}");
+        }
+    }
+
+    #[test]
+    fn segment_bytes_tells_plain_from_encoded() {
+        use SegmentByte::{Encoded, Plain};
+        let read: Vec<_> = segment_bytes("a%2Fb%41").collect();
+        assert_eq!(
+            read,
+            [
+                Ok(Plain(b'a')),
+                Ok(Encoded(b'/')),
+                Ok(Plain(b'b')),
+                Ok(Encoded(b'A'))
+            ]
+        );
+        let read: Vec<_> = segment_bytes("a%zzb").collect();
+        assert_eq!(read, [Ok(Plain(b'a')), Err(PathError::BadEncoding)]);
     }
 
     #[test]

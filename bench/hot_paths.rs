@@ -153,9 +153,100 @@ fn cookie_and_session(c: &mut Criterion) {
     c.bench_function("cookie_decode", |b| {
         b.iter(|| black_box(RequestCookies::one(black_box(&headers), "ltigate_session")))
     });
+    cookie_lookup_both_ways(c, &id);
     c.bench_function("session_lookup_embedded", |b| {
         b.iter(|| runtime.block_on(async { black_box(sessions.load(&id).await.expect("load")) }))
     });
+}
+
+/// The `cookie` crate's reading of the same lookup, for the comparison kept in
+/// `cookies::pairs`: `Cookie::split_parse` over each header (made UTF-8 first,
+/// lossily, as it takes a `&str`), then the same visible-ASCII filter on what
+/// it returns.
+fn crate_split_parse_one(headers: &HeaderMap, name: &str) -> Option<String> {
+    let visible = |s: &str| {
+        s.bytes()
+            .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+    };
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .flat_map(|v| cookie::Cookie::split_parse(String::from_utf8_lossy(v.as_bytes())))
+        .filter_map(Result::ok)
+        .filter(|c| visible(c.name()) && visible(c.value()))
+        .take(256)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
+/// The crate kept to the pair rule exactly: our split on `;` and our filter on
+/// the raw pair, then `Cookie::parse` on each pair for the `=` split and trim.
+fn crate_parse_per_pair_one(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
+        .filter(|pair| {
+            pair.iter()
+                .all(|&b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+        })
+        .filter_map(|pair| std::str::from_utf8(pair).ok())
+        .filter(|pair| !pair.trim().is_empty())
+        .filter_map(|pair| cookie::Cookie::parse(pair).ok())
+        .take(256)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
+/// The session-cookie lookup, ours and the crate's, on the short header above
+/// and on a browser's header behind the gateway (the LMS's prefixed cookies,
+/// its quoted `edx-user-info`, a login's state cookie, ours last).
+fn cookie_lookup_both_ways(c: &mut Criterion, id: &str) {
+    let short = format!("csrftoken=abc; sessionid=xyz; ltigate_session={id}");
+    let browser = format!(
+        "__Host-lms.csrftoken=Qm9vZ2xlQ1NSRlRva2VuMTIzNDU2Nzg5MDEy; \
+         __Host-lms.sessionid=1|q3j4k5l6m7n8o9p0a1b2c3d4e5f6g7h8|Zm9vYmFy|0123456789abcdef; \
+         __Host-lms.edxloggedin=true; \
+         __Host-lms.edx-user-info=\"{{\\\"version\\\": 1\\054 \\\"username\\\": \\\"learner\\\"}}\"; \
+         __Host-lms.openedx-language-preference=en; \
+         ltigate_state_Zm9vYmFyYmF6=c3RhdGV2YWx1ZQ; ltigate_session={id}"
+    );
+    let mut group = c.benchmark_group("cookie_lookup");
+    for (label, value) in [("short", short), ("browser", browser)] {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&value).expect("cookie"),
+        );
+        assert_eq!(
+            RequestCookies::one(&headers, "ltigate_session"),
+            crate_split_parse_one(&headers, "ltigate_session")
+        );
+        assert_eq!(
+            RequestCookies::one(&headers, "ltigate_session"),
+            crate_parse_per_pair_one(&headers, "ltigate_session")
+        );
+        group.bench_function(format!("{label}/ours"), |b| {
+            b.iter(|| black_box(RequestCookies::one(black_box(&headers), "ltigate_session")))
+        });
+        group.bench_function(format!("{label}/cookie_split_parse"), |b| {
+            b.iter(|| {
+                black_box(crate_split_parse_one(
+                    black_box(&headers),
+                    "ltigate_session",
+                ))
+            })
+        });
+        group.bench_function(format!("{label}/cookie_parse_per_pair"), |b| {
+            b.iter(|| {
+                black_box(crate_parse_per_pair_one(
+                    black_box(&headers),
+                    "ltigate_session",
+                ))
+            })
+        });
+    }
+    group.finish();
 }
 
 fn id_token(c: &mut Criterion) {

@@ -44,6 +44,15 @@ impl RequestCookies {
 /// cookie (a sibling host can set `x=é` on the parent domain) cannot hide
 /// the others. Values are returned as sent (ltigate's own are base64url
 /// tokens, checked by their readers).
+///
+/// Kept beside the `cookie` crate, measured with `cargo bench --bench
+/// hot_paths -- cookie_lookup` (three runs on a busy 2-core machine):
+/// `Cookie::split_parse` took 544-760 ns where this takes 207-326 ns on a
+/// three-cookie header, and 1.5-2.2 us against 0.63-0.86 us on a browser's
+/// seven, 2.2-3.4 times as long; our split followed by `Cookie::parse` on each
+/// pair still took 1.3-2.0 times as long. `split_parse` also takes the whole
+/// header as UTF-8 and trims Unicode spaces, so it would read `s=1\u{a0}` as
+/// `s=1` where the rule above skips that pair.
 pub fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
     headers
         .get_all(header::COOKIE)
@@ -202,6 +211,17 @@ mod tests {
         assert_eq!(RequestCookies::one(&h, "s").as_deref(), Some("one"));
         assert_eq!(RequestCookies::one(&h, "x"), None);
         assert_eq!(pairs(&h).count(), 1);
+    }
+
+    #[test]
+    fn a_pair_edged_with_a_unicode_space_is_skipped() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_bytes("s=one\u{a0}; t=two".as_bytes()).expect("header"),
+        );
+        assert_eq!(RequestCookies::one(&h, "s"), None);
+        assert_eq!(RequestCookies::one(&h, "t").as_deref(), Some("two"));
     }
 
     #[test]

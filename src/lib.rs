@@ -24,6 +24,7 @@
 //!   `cli` (the subcommands).
 
 mod assertion;
+mod backoff;
 mod claims;
 pub mod cli;
 mod client;

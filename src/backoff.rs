@@ -1,17 +1,17 @@
 //! How long to wait before a retry.
 //!
 //! Owns the one back-off policy every retry uses: a wait that doubles from a
-//! base with each failed attempt, up to a cap, with full jitter (uniform
-//! between zero and that ceiling, so clients that failed together do not come
-//! back together), and a server's `Retry-After`. It computes waits only: it
+//! base with each failed attempt, up to a cap, with jitter (uniform between
+//! half that ceiling and the ceiling, so that deliveries that failed together
+//! do not come back together, and a failing platform is never retried at
+//! once), and a server's `Retry-After`. It computes waits only: it
 //! never sleeps, never retries, and never decides whether an error is worth
 //! retrying. The attempt count is the caller's, so a retry kept in a store
 //! (the grade queue) and a retry in a loop use the same figures.
 //!
 //! Written here rather than taken from a crate: `backon` and
 //! `exponential-backoff` hand out waits from a stateful iterator with their own
-//! `fastrand` source and add or scale jitter rather than draw it from zero, and
-//! neither reads `Retry-After`; the grade queue needs a wait for a stored
+//! `fastrand` source, and neither reads `Retry-After`; the grade queue needs a wait for a stored
 //! attempt number.
 
 use std::time::{Duration, UNIX_EPOCH};
@@ -21,7 +21,7 @@ use rand::Rng;
 
 use crate::clock::UnixTime;
 
-/// Exponential back-off with full jitter and a cap.
+/// Exponential back-off with jitter and a cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
     base: Duration,
@@ -55,7 +55,7 @@ impl Backoff {
     }
 
     /// The wait after failed attempt `attempt`: uniform in
-    /// `[0, ceiling(attempt)]`, or the server's `retry_after` if that is
+    /// `[ceiling(attempt) / 2, ceiling(attempt)]`, or the server's `retry_after` if that is
     /// longer. Every wait is at most the cap, `Retry-After` included: a
     /// platform's header can neither park a retry for years nor overflow the
     /// caller's due time; a retry that comes too early is refused again and
@@ -66,7 +66,8 @@ impl Backoff {
         retry_after: Option<Duration>,
         rng: &mut R,
     ) -> Duration {
-        let jittered = rng.random_range(Duration::ZERO..=self.ceiling(attempt));
+        let ceiling = self.ceiling(attempt);
+        let jittered = rng.random_range(ceiling / 2..=ceiling);
         jittered
             .max(retry_after.unwrap_or(Duration::ZERO))
             .min(self.cap)
@@ -120,7 +121,7 @@ mod tests {
     }
 
     #[test]
-    fn delays_are_full_jitter_under_the_ceiling() {
+    fn delays_are_jittered_between_half_the_ceiling_and_the_ceiling() {
         let mut rng = StdRng::seed_from_u64(7);
         for attempt in 0..40 {
             let ceiling = GRADES.ceiling(attempt);
@@ -128,8 +129,12 @@ mod tests {
                 .map(|_| GRADES.delay_with(attempt, None, &mut rng))
                 .collect();
             assert!(draws.iter().all(|d| *d <= ceiling), "attempt {attempt}");
-            // Drawn from zero, not from half the ceiling (equal jitter).
-            assert!(draws.iter().any(|d| *d < ceiling / 10), "attempt {attempt}");
+            // Never less than half: a failing platform is not retried at once.
+            assert!(draws.iter().all(|d| *d >= ceiling / 2), "attempt {attempt}");
+            assert!(
+                draws.iter().any(|d| *d < ceiling * 6 / 10),
+                "attempt {attempt}"
+            );
             assert!(
                 draws.iter().any(|d| *d > ceiling * 9 / 10),
                 "attempt {attempt}"

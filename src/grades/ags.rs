@@ -65,22 +65,11 @@ fn refusal(what: &str, r: &Fetched, now: UnixTime) -> AgsError {
     } else if r.status == StatusCode::TOO_MANY_REQUESTS || r.status.is_server_error() {
         AgsError::Retry {
             error,
-            after: retry_after(&r.headers, now),
+            after: crate::backoff::retry_after(&r.headers, now).map(|d| d.as_secs()),
         }
     } else {
         AgsError::Permanent(error)
     }
-}
-
-/// `Retry-After` as seconds from now (delta-seconds or an HTTP date).
-fn retry_after(headers: &http::HeaderMap, now: UnixTime) -> Option<u64> {
-    let v = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(secs);
-    }
-    let at = httpdate::parse_http_date(v).ok()?;
-    let at = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
-    Some(at.saturating_sub(now))
 }
 
 /// `<lineitem>/scores`, keeping the line item's query string.
@@ -388,20 +377,6 @@ mod tests {
             scores_url("not a url"),
             Err(AgsError::Permanent(_))
         ));
-    }
-
-    #[test]
-    fn retry_after_accepts_seconds_and_dates() {
-        let mut h = http::HeaderMap::new();
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("120"));
-        assert_eq!(retry_after(&h, 0), Some(120));
-        h.insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_static("Thu, 01 Jan 1970 00:01:40 GMT"),
-        );
-        assert_eq!(retry_after(&h, 40), Some(60));
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(retry_after(&h, 0), None);
     }
 
     #[test]

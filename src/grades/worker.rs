@@ -9,23 +9,23 @@
 //! last error.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use rand::Rng as _;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::ags::{self, AgsError};
 use super::queue::{Delivery, PARKED, Score, State};
 use super::{GradedResource, Grades, GradesConfig, LINEITEM_SCOPE, SCORE_SCOPE};
+use crate::backoff::Backoff;
 use crate::clock::UnixTime;
 use crate::session::UserRef;
 use crate::store::Queued;
 
 /// How long a claimed delivery stays out of other workers' reach.
 const LEASE_SEC: u64 = 300;
-/// First and largest back-off between attempts.
-const BACKOFF_BASE_SEC: u64 = 10;
-const BACKOFF_MAX_SEC: u64 = 3600;
+/// The wait between attempts: 20 s after the first failure, doubling, at most an hour.
+const RETRY: Backoff = Backoff::new(Duration::from_secs(20), Duration::from_secs(3600));
 
 /// Runs the delivery loop until `shutdown`.
 pub async fn run(app: Arc<Grades>, shutdown: CancellationToken) {
@@ -48,14 +48,6 @@ pub async fn run(app: Arc<Grades>, shutdown: CancellationToken) {
             () = tokio::time::sleep(config.poll_interval) => {}
         }
     }
-}
-
-/// Back-off before attempt `attempts + 1`: exponential, full jitter.
-fn backoff(attempts: u32) -> u64 {
-    let ceiling = BACKOFF_BASE_SEC
-        .saturating_mul(1 << attempts.min(20))
-        .min(BACKOFF_MAX_SEC);
-    rand::rng().random_range(ceiling / 2..=ceiling)
 }
 
 async fn process(app: &Grades, item: Queued) {
@@ -89,7 +81,9 @@ async fn process(app: &Grades, item: Queued) {
                 delivery.state = State::Failed;
                 Some(PARKED)
             } else {
-                let wait = backoff(delivery.attempts).max(after.unwrap_or(0));
+                let wait = RETRY
+                    .delay(delivery.attempts, after.map(Duration::from_secs))
+                    .as_secs();
                 tracing::warn!(
                     id,
                     attempts = delivery.attempts,
@@ -290,21 +284,5 @@ pub fn due_at(score: &Score, now: UnixTime, config: &GradesConfig) -> UnixTime {
     match score {
         Score::Leaf { .. } => now,
         Score::Composite => now + config.aggregate_delay_sec,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_with_jitter_and_a_ceiling() {
-        for attempts in 1..30 {
-            let b = backoff(attempts);
-            let ceiling = (BACKOFF_BASE_SEC << attempts.min(20)).min(BACKOFF_MAX_SEC);
-            assert!(b >= ceiling / 2 && b <= ceiling, "attempt {attempts}: {b}");
-        }
-        assert!(backoff(1) <= 20);
-        assert!(backoff(25) >= BACKOFF_MAX_SEC / 2);
     }
 }

@@ -424,3 +424,6 @@ impl PickerError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -371,3 +371,6 @@ impl Grades {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests;

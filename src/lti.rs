@@ -95,3 +95,6 @@ pub struct LoginState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_id: Option<String>,
 }
+
+#[cfg(test)]
+mod tests;

@@ -358,25 +358,29 @@ mod tests {
         ContentPath::new(CourseKey::parse("course-v1:O+C+R").expect("course"), usage).expect("path")
     }
 
+    fn launch_context() -> LaunchContext {
+        LaunchContext {
+            deployment_id: "d".into(),
+            message_type: "LtiResourceLinkRequest".into(),
+            name: None,
+            given_name: None,
+            family_name: None,
+            email: None,
+            locale: None,
+            roles: vec![],
+            context: None,
+            resource_link: None,
+            ags_endpoint: None,
+        }
+    }
+
     fn grant(block: &str, expires_at: Option<UnixTime>) -> Grant {
         Grant {
             content: content(block),
             granted_at: 0,
             launch_id: String::new(),
             expires_at,
-            launch: LaunchContext {
-                deployment_id: "d".into(),
-                message_type: "LtiResourceLinkRequest".into(),
-                name: None,
-                given_name: None,
-                family_name: None,
-                email: None,
-                locale: None,
-                roles: vec![],
-                context: None,
-                resource_link: None,
-                ags_endpoint: None,
-            },
+            launch: launch_context(),
         }
     }
 
@@ -429,5 +433,157 @@ mod tests {
         assert_eq!(names.len(), 2);
         assert!(names[0].ends_with("@b") && names[1].ends_with("@c"));
         assert_eq!(s.grant_expiry(&s.grants[0]), 1000);
+    }
+
+    fn user(sub: &str) -> UserRef {
+        UserRef {
+            issuer: "https://platform.example".into(),
+            client_id: "tool-1".into(),
+            sub: sub.into(),
+        }
+    }
+
+    /// Sessions over a real embedded store in a temporary directory.
+    struct Fixture {
+        store: Arc<dyn Store>,
+        clock: Arc<crate::clock::ManualClock>,
+        _dir: tempfile::TempDir,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = crate::clock::ManualClock::new();
+        let store = crate::store::embedded::EmbeddedStore::open(
+            &dir.path().join("store.redb"),
+            clock.clone(),
+        )
+        .expect("store");
+        Fixture {
+            store: Arc::new(store),
+            clock,
+            _dir: dir,
+        }
+    }
+
+    impl Fixture {
+        /// A `Sessions` of its own (its own cache) over the shared store.
+        fn sessions(&self) -> Sessions {
+            let config = SessionConfig {
+                cookie_name: "ltigate_session".into(),
+                lifetime_sec: 3600,
+                access_length_sec: None,
+                login_state_ttl_sec: 600,
+                leeway_sec: 60,
+                partitioned_cookies: false,
+                max_grants: 10,
+            };
+            Sessions::new(
+                self.store.clone(),
+                self.clock.clone(),
+                config,
+                StoreSharing::Private,
+            )
+        }
+    }
+
+    #[tokio::test]
+    async fn authorize_without_an_id_is_no_session() {
+        let sessions = fixture().sessions();
+        let refused = sessions.authorize(None, |_| Ok(())).await;
+        assert!(
+            matches!(refused, Err(AccessError::NoSession)),
+            "{refused:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn authorize_an_unknown_id_is_session_expired() {
+        let sessions = fixture().sessions();
+        let well_formed = new_session_id(SystemTime::now());
+        for id in [well_formed.as_str(), "not-a-session-id"] {
+            let refused = sessions.authorize(Some(id), |_| Ok(())).await;
+            assert!(
+                matches!(refused, Err(AccessError::SessionExpired)),
+                "{id}: {refused:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_error_is_never_an_allow() {
+        let f = fixture();
+        let sessions = f.sessions();
+        let id = new_session_id(SystemTime::now());
+        let expires = f.clock.now() + 3600;
+        f.store
+            .put(Namespace::Session, &id, b"not a session".to_vec(), expires)
+            .await
+            .expect("put");
+        // `decide` would allow anything; the store's failure still refuses.
+        let refused = sessions.authorize(Some(&id), |_| Ok(())).await;
+        assert!(
+            matches!(refused, Err(AccessError::Store(StoreError::Corrupt(_)))),
+            "{refused:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refusal_on_a_cached_read_is_remade_on_a_fresh_read() {
+        let f = fixture();
+        let (this_replica, other_writer) = (f.sessions(), f.sessions());
+        let (a, b) = (content("a"), content("b"));
+        let id = this_replica
+            .record_launch(None, user("learner-1"), a.clone(), launch_context())
+            .await
+            .expect("launch a");
+        this_replica
+            .check_grant(Some(&id), &a)
+            .await
+            .expect("a is granted");
+        // A launch of b written where this cache cannot see it.
+        let same = other_writer
+            .record_launch(Some(&id), user("learner-1"), b.clone(), launch_context())
+            .await
+            .expect("launch b");
+        assert_eq!(same, id, "the session is extended");
+        let cached = this_replica.load_cached(&id).await.expect("cached");
+        assert_eq!(
+            cached.map(|s| s.grants.len()),
+            Some(1),
+            "the cached read is stale"
+        );
+
+        let (session, index) = this_replica
+            .check_grant(Some(&id), &b)
+            .await
+            .expect("b is granted on the fresh read");
+        assert_eq!(session.grants[index].content, b);
+        // A refusal that the fresh read confirms stands.
+        let refused = this_replica.check_grant(Some(&id), &content("c")).await;
+        assert!(
+            matches!(refused, Err(AccessError::NotGranted)),
+            "{refused:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_expired_session_is_refused_even_while_its_read_is_cached() {
+        let f = fixture();
+        let sessions = f.sessions();
+        let a = content("a");
+        let id = sessions
+            .record_launch(None, user("learner-1"), a.clone(), launch_context())
+            .await
+            .expect("launch");
+        sessions.check_grant(Some(&id), &a).await.expect("granted");
+
+        f.clock.advance(3601);
+        let refused = sessions.check_grant(Some(&id), &a).await;
+        // The cached copy says the grant expired; the fresh read finds no
+        // live session, and that is the answer.
+        assert!(
+            matches!(refused, Err(AccessError::SessionExpired)),
+            "{refused:?}"
+        );
     }
 }

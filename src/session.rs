@@ -536,6 +536,7 @@ mod tests {
             .record_launch(None, user("learner-1"), a.clone(), launch_context())
             .await
             .expect("launch a");
+        let cached_at = Instant::now();
         this_replica
             .check_grant(Some(&id), &a)
             .await
@@ -547,11 +548,15 @@ mod tests {
             .expect("launch b");
         assert_eq!(same, id, "the session is extended");
         let cached = this_replica.load_cached(&id).await.expect("cached");
-        assert_eq!(
-            cached.map(|s| s.grants.len()),
-            Some(1),
-            "the cached read is stale"
-        );
+        // The cache lives CACHE_FOR of real time; on a machine stalled that
+        // long the read is fresh already, and only the checks below apply.
+        if cached_at.elapsed() < CACHE_FOR / 2 {
+            assert_eq!(
+                cached.map(|s| s.grants.len()),
+                Some(1),
+                "the cached read is stale"
+            );
+        }
 
         let (session, index) = this_replica
             .check_grant(Some(&id), &b)

@@ -49,8 +49,7 @@ impl RequestCookies {
 /// hot_paths -- cookie_lookup` (three runs on a busy 2-core machine):
 /// `Cookie::split_parse` took 544-760 ns where this takes 207-326 ns on a
 /// three-cookie header, and 1.5-2.2 us against 0.63-0.86 us on a browser's
-/// seven, 2.2-3.4 times as long; our split followed by `Cookie::parse` on each
-/// pair still took 1.3-2.0 times as long. `split_parse` also takes the whole
+/// seven, 2.2-3.4 times as long. `split_parse` also takes the whole
 /// header as UTF-8 and trims Unicode spaces, so it would read `s=1\u{a0}` as
 /// `s=1` where the rule above skips that pair.
 pub fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {

@@ -47,6 +47,8 @@ mod registry;
 mod rules;
 mod session;
 mod store;
+#[cfg(test)]
+mod testing;
 mod token;
 
 use bytes::Bytes;

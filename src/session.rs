@@ -351,27 +351,12 @@ impl Sessions {
 mod tests {
     use super::*;
     use crate::content::{CourseKey, UsageKey};
+    use crate::testing::{embedded_store, launch_context};
 
     fn content(block: &str) -> ContentPath {
         let usage =
             UsageKey::parse(&format!("block-v1:O+C+R+type@html+block@{block}")).expect("usage");
         ContentPath::new(CourseKey::parse("course-v1:O+C+R").expect("course"), usage).expect("path")
-    }
-
-    fn launch_context() -> LaunchContext {
-        LaunchContext {
-            deployment_id: "d".into(),
-            message_type: "LtiResourceLinkRequest".into(),
-            name: None,
-            given_name: None,
-            family_name: None,
-            email: None,
-            locale: None,
-            roles: vec![],
-            context: None,
-            resource_link: None,
-            ags_endpoint: None,
-        }
     }
 
     fn grant(block: &str, expires_at: Option<UnixTime>) -> Grant {
@@ -451,15 +436,10 @@ mod tests {
     }
 
     fn fixture() -> Fixture {
-        let dir = tempfile::tempdir().expect("tempdir");
         let clock = crate::clock::ManualClock::new();
-        let store = crate::store::embedded::EmbeddedStore::open(
-            &dir.path().join("store.redb"),
-            clock.clone(),
-        )
-        .expect("store");
+        let (store, dir) = embedded_store(clock.clone());
         Fixture {
-            store: Arc::new(store),
+            store,
             clock,
             _dir: dir,
         }

@@ -15,9 +15,8 @@ use crate::client::HttpClient;
 use crate::clock::{Clock, ManualClock};
 use crate::gate::LaunchGate;
 use crate::jwks::{JwksConfig, KeySetSource};
-use crate::keys::{ToolKey, ToolKeys, generate};
+use crate::keys::ToolKeys;
 use crate::registry::{PlatformConfig, Registration, Registry};
-use crate::store::embedded::EmbeddedStore;
 use crate::store::{Namespace, Store};
 use crate::token::random_token;
 
@@ -38,15 +37,9 @@ struct Fixture {
 }
 
 fn fixture(allow_http: bool) -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
     let clock: Arc<dyn Clock> = ManualClock::new();
-    let store: Arc<dyn Store> = Arc::new(
-        EmbeddedStore::open(&dir.path().join("store.redb"), clock.clone()).expect("store"),
-    );
-    let tool = generate("tool-key").expect("tool key");
-    let tool_keys = ToolKeys::new(vec![
-        ToolKey::from_pem("tool-key", None, tool.private_pem.as_bytes()).expect("load"),
-    ]);
+    let (store, dir) = crate::testing::embedded_store(clock.clone());
+    let tool_keys = ToolKeys::new(vec![crate::testing::rsa_key("tool-key")]);
     let platform = |client_id: &str, gate: Option<LaunchGate>| PlatformConfig {
         title: client_id.into(),
         active: true,

@@ -15,10 +15,9 @@ use crate::client::HttpClient;
 use crate::clock::{Clock, ManualClock};
 use crate::content::{ContentPath, CourseKey, UsageKey};
 use crate::jwks::JwksConfig;
-use crate::keys::{ToolKey, ToolKeys, generate};
+use crate::keys::ToolKeys;
 use crate::registry::Registry;
 use crate::session::{LaunchContext, UserRef};
-use crate::store::embedded::EmbeddedStore;
 use crate::store::{Namespace, Store};
 
 const ISSUER: &str = "https://platform.example";
@@ -35,15 +34,9 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
     let clock: Arc<dyn Clock> = ManualClock::new();
-    let store: Arc<dyn Store> = Arc::new(
-        EmbeddedStore::open(&dir.path().join("store.redb"), clock.clone()).expect("store"),
-    );
-    let key = generate("assertion-key").expect("key");
-    let key = Arc::new(
-        ToolKey::from_pem("assertion-key", None, key.private_pem.as_bytes()).expect("key"),
-    );
+    let (store, dir) = crate::testing::embedded_store(clock.clone());
+    let key = Arc::new(crate::testing::rsa_key("assertion-key"));
     let asserter = Arc::new(Asserter::new(
         AssertionConfig {
             header: http::HeaderName::from_static("x-ltigate-assertion"),
@@ -114,17 +107,9 @@ fn content(usage: &str) -> ContentPath {
 /// A launch of resource link `link` whose AGS claim grants `scopes`.
 fn launch(link: &str, scopes: &[&str]) -> LaunchContext {
     LaunchContext {
-        deployment_id: "d1".into(),
-        message_type: "LtiResourceLinkRequest".into(),
-        name: None,
-        given_name: None,
-        family_name: None,
-        email: None,
-        locale: None,
-        roles: vec![],
-        context: None,
         resource_link: Some(json!({ "id": link })),
         ags_endpoint: Some(json!({ "scope": scopes, "lineitem": LINEITEM })),
+        ..crate::testing::launch_context()
     }
 }
 

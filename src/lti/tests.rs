@@ -14,10 +14,9 @@ use crate::claims;
 use crate::client::HttpClient;
 use crate::clock::{Clock, ManualClock};
 use crate::jwks::{JwksConfig, KeySetSource};
-use crate::keys::{ToolKey, ToolKeys, generate};
+use crate::keys::{ToolKey, ToolKeys};
 use crate::registry::{PlatformConfig, Registry};
 use crate::session::{SessionConfig, Sessions, StoreSharing};
-use crate::store::embedded::EmbeddedStore;
 use crate::store::{Namespace, Store};
 
 const ISSUER: &str = "https://platform.example";
@@ -36,18 +35,10 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
     let clock: Arc<dyn Clock> = ManualClock::new();
-    let store: Arc<dyn Store> = Arc::new(
-        EmbeddedStore::open(&dir.path().join("store.redb"), clock.clone()).expect("store"),
-    );
-    let platform = generate("platform-key").expect("platform key");
-    let platform_key =
-        ToolKey::from_pem("platform-key", None, platform.private_pem.as_bytes()).expect("load");
-    let tool = generate("tool-key").expect("tool key");
-    let tool_keys = ToolKeys::new(vec![
-        ToolKey::from_pem("tool-key", None, tool.private_pem.as_bytes()).expect("load"),
-    ]);
+    let (store, dir) = crate::testing::embedded_store(clock.clone());
+    let platform_key = crate::testing::rsa_key("platform-key");
+    let tool_keys = ToolKeys::new(vec![crate::testing::rsa_key("tool-key")]);
     let registration = PlatformConfig {
         title: "Test platform".into(),
         active: true,
@@ -56,7 +47,7 @@ fn fixture() -> Fixture {
         auth_login_url: format!("{ISSUER}/auth").parse().expect("url"),
         auth_token_url: format!("{ISSUER}/token").parse().expect("url"),
         auth_audience: None,
-        key_set: KeySetSource::Inline(json!({ "keys": [platform.public_jwk] })),
+        key_set: KeySetSource::Inline(json!({ "keys": [platform_key.public_jwk()] })),
         key: "tool-key".into(),
         deployment_ids: [DEPLOYMENT.to_owned()].into(),
         org: None,
@@ -289,9 +280,7 @@ async fn a_forged_signature_leaves_no_session_and_burns_the_state() {
     let f = fixture();
     let redirect = f.login().await;
     // Another key under the platform's kid: the header passes, the signature does not.
-    let forger = generate("platform-key").expect("key");
-    let forger =
-        ToolKey::from_pem("platform-key", None, forger.private_pem.as_bytes()).expect("load");
+    let forger = crate::testing::rsa_key("platform-key");
     let form = LaunchForm {
         id_token: Some(forger.sign(&f.claims(&redirect)).expect("sign")),
         state: Some(redirect.state.clone()),

@@ -1,7 +1,7 @@
 use super::*;
 use crate::content::ContentPath;
 use crate::path::normalize;
-use crate::session::{Grant, LaunchContext, UserRef};
+use crate::session::{Grant, UserRef};
 
 const COURSE: &str = "course-v1:OrgX+CS101+2026";
 const UNIT: &str = "block-v1:OrgX+CS101+2026+type@vertical+block@u1";
@@ -61,19 +61,7 @@ fn session(expires: Option<u64>) -> Session {
             granted_at: 0,
             launch_id: String::new(),
             expires_at: expires,
-            launch: LaunchContext {
-                deployment_id: "d".into(),
-                message_type: "LtiResourceLinkRequest".into(),
-                name: None,
-                given_name: None,
-                family_name: None,
-                email: None,
-                locale: None,
-                roles: vec![],
-                context: None,
-                resource_link: None,
-                ags_endpoint: None,
-            },
+            launch: crate::testing::launch_context(),
         }],
     }
 }

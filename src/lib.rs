@@ -8,8 +8,8 @@
 //!
 //! Where things live, from the floor up (each module imports only those
 //! below it):
-//! - leaves: `token`, `claims`, `clock`, `content` (the Open edX key
-//!   grammar), `path`, `keys` (the tool's keys), `client` (the one outbound
+//! - leaves: `token`, `claims`, `clock`, `path`, `content` (the Open edX
+//!   key grammar, on `path`'s percent-decoding), `keys` (the tool's keys), `client` (the one outbound
 //!   HTTPS client), `cookies`, `logging`, `backoff`;
 //! - `gate` (launch gates), `store` (the two backends), `jwks` (platforms'
 //!   keys);

@@ -306,6 +306,14 @@ impl Lti {
 /// Verifies an RS256 signature and returns the claims, unchecked. Every claim
 /// is checked afterwards against the gateway's own clock, so that each
 /// failure gets its own name. (The header's `alg` is checked before this.)
+///
+/// Kept beside `jsonwebtoken` (which signs): its `decode` rebuilds the RSA
+/// key from `n` and `e` on every call, where [`PlatformKey`] is parsed once
+/// when its JWKS is loaded. `cargo bench --bench hot_paths -- id_token_verify`
+/// on a 2-core machine: 17.0 µs per token here, 21.5 µs through
+/// `jsonwebtoken::decode` with validation off (this, at 0.79× its time, on
+/// every launch). Its header decoding would also fold `alg: none` into a
+/// parse error, where the launch names it `unsupported_algorithm`.
 pub fn verify_signature(token: &str, key: &PlatformKey) -> Result<Map<String, Value>, LaunchError> {
     let mut parts = token.split('.');
     let (Some(header), Some(payload), Some(signature), None) =

@@ -10,6 +10,15 @@
 //! it) is retried once on a new connection, so a keep-alive race is never
 //! the learner's error. Idle connections are dropped after
 //! [`IDLE_TIMEOUT`] and beyond [`MAX_IDLE`].
+//!
+//! Kept beside hyper-util's legacy `Client`, which does the same for any
+//! number of origins: measured with `bench/callgrind` and side-by-side wrk
+//! runs (commit eaecf24, 2 cores), forwarding through one shared `Client`
+//! costs 65,000 instructions per gated GET against 53,300 here (+22 %, most
+//! of it hashing the pool key and checking a connection out), 28
+//! allocations against 22, and 0.84× the gated-GET throughput (medians of
+//! interleaved `wrk -c32` runs); one `Client` per serving thread still
+//! reaches only 0.97× the throughput at 1.07× the CPU per request.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};

@@ -141,7 +141,8 @@ where
             Method::GET => Box::pin(login(app, form::query_pairs(&req))).await,
             Method::POST => {
                 Box::pin(async {
-                    match form::form_pairs(req, MAX_FORM_BYTES).await {
+                    let (parts, body) = req.into_parts();
+                    match form::form_pairs(&parts.headers, body, MAX_FORM_BYTES).await {
                         Ok(pairs) => login(app, pairs).await,
                         Err(e) => Err(e.into()),
                     }
@@ -199,7 +200,8 @@ where
             picker_pages::picker(&view)
         }
         Method::POST => {
-            let pairs = form::form_pairs(req, MAX_FORM_BYTES)
+            let (parts, body) = req.into_parts();
+            let pairs = form::form_pairs(&parts.headers, body, MAX_FORM_BYTES)
                 .await
                 .map_err(|_| deep_linking::PickerError::BadForm)?;
             let post = service.submit(&token, binding.as_deref(), &pairs).await?;
@@ -239,14 +241,15 @@ where
     B: http_body::Body<Data = Bytes> + Send,
     B::Error: Into<BoxError>,
 {
-    let headers = req.headers().clone();
-    let pairs = form::form_pairs(req, MAX_FORM_BYTES).await?;
+    let (parts, body) = req.into_parts();
+    let headers = &parts.headers;
+    let pairs = form::form_pairs(headers, body, MAX_FORM_BYTES).await?;
     let form = LaunchForm::from_pairs(pairs);
     let state = form.state.clone();
     let state_cookie = state
         .as_deref()
-        .and_then(|s| RequestCookies::one(&headers, &state_cookie_name(s)));
-    let session_cookie = RequestCookies::one(&headers, &app.sessions.config().cookie_name);
+        .and_then(|s| RequestCookies::one(headers, &state_cookie_name(s)));
+    let session_cookie = RequestCookies::one(headers, &app.sessions.config().cookie_name);
     let cookies = LaunchCookies {
         state: state_cookie.as_deref(),
         session: session_cookie.as_deref(),

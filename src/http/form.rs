@@ -4,7 +4,7 @@
 //! `application/x-www-form-urlencoded` is accepted as a form.
 
 use bytes::Bytes;
-use http::{Request, header};
+use http::{HeaderMap, Request, header};
 use http_body_util::{BodyExt as _, Limited};
 
 use crate::BoxError;
@@ -27,17 +27,18 @@ pub fn query_pairs<B>(req: &Request<B>) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// Decoded pairs of a urlencoded form body, read up to `limit` bytes.
+/// Decoded pairs of a urlencoded form body, read up to `limit` bytes; the
+/// request's `headers` say whether it is a form.
 pub async fn form_pairs<B>(
-    req: Request<B>,
+    headers: &HeaderMap,
+    body: B,
     limit: usize,
 ) -> Result<Vec<(String, String)>, FormError>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    let is_form = req
-        .headers()
+    let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
@@ -48,7 +49,7 @@ where
     if !is_form {
         return Err(FormError::NotAForm);
     }
-    let body = Limited::new(req.into_body(), limit)
+    let body = Limited::new(body, limit)
         .collect()
         .await
         .map_err(|e| {

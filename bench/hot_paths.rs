@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue, Method, header};
-use ltigate::RequestCookies;
+use ltigate::cookie;
 
 fn shipped_rules() -> Vec<ltigate::Rule> {
     let text = include_str!("../gateway.toml");
@@ -151,7 +151,7 @@ fn cookie_and_session(c: &mut Criterion) {
     );
     // The gated path looks up only the session cookie.
     c.bench_function("cookie_decode", |b| {
-        b.iter(|| black_box(RequestCookies::one(black_box(&headers), "ltigate_session")))
+        b.iter(|| black_box(cookie(black_box(&headers), "ltigate_session")))
     });
     cookie_lookup_both_ways(c, &id);
     c.bench_function("session_lookup_embedded", |b| {
@@ -200,11 +200,11 @@ fn cookie_lookup_both_ways(c: &mut Criterion, id: &str) {
             HeaderValue::from_str(&value).expect("cookie"),
         );
         assert_eq!(
-            RequestCookies::one(&headers, "ltigate_session"),
+            cookie(&headers, "ltigate_session"),
             crate_split_parse_one(&headers, "ltigate_session")
         );
         group.bench_function(format!("{label}/ours"), |b| {
-            b.iter(|| black_box(RequestCookies::one(black_box(&headers), "ltigate_session")))
+            b.iter(|| black_box(cookie(black_box(&headers), "ltigate_session")))
         });
         group.bench_function(format!("{label}/cookie_split_parse"), |b| {
             b.iter(|| {

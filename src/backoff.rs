@@ -1,7 +1,10 @@
 //! How long to wait before a retry.
 //!
-//! Owns the one back-off policy every retry uses: a wait that doubles from a
-//! base with each failed attempt, up to a cap, with jitter (uniform between
+//! Owns the one back-off policy for every retry that waits (the grade
+//! queue's today; the JWKS refetch is rate-limited instead, and the proxy
+//! and the Redis store retry a request at most once, at once): a wait that
+//! doubles from a base with each failed attempt, up to a cap, with jitter
+//! (uniform between
 //! half that ceiling and the ceiling, so that deliveries that failed together
 //! do not come back together, and a failing platform is never retried at
 //! once), and a server's `Retry-After`. It computes waits only: it
@@ -100,7 +103,8 @@ mod tests {
     use rand::SeedableRng as _;
     use rand::rngs::StdRng;
 
-    const GRADES: Backoff = Backoff::new(Duration::from_secs(10), Duration::from_secs(3600));
+    /// The grade worker's policy (`grades/worker.rs`).
+    const GRADES: Backoff = Backoff::new(Duration::from_secs(20), Duration::from_secs(3600));
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
@@ -111,7 +115,7 @@ mod tests {
         let ceilings: Vec<u64> = (0..=11).map(|a| GRADES.ceiling(a).as_secs()).collect();
         assert_eq!(
             ceilings,
-            [10, 10, 20, 40, 80, 160, 320, 640, 1280, 2560, 3600, 3600]
+            [20, 20, 40, 80, 160, 320, 640, 1280, 2560, 3600, 3600, 3600]
         );
         assert_eq!(GRADES.ceiling(u32::MAX), secs(3600));
         let huge = Backoff::new(Duration::MAX, Duration::MAX);
@@ -165,7 +169,7 @@ mod tests {
             );
             assert!(GRADES.delay_with(20, Some(secs(1)), &mut rng) <= secs(3600));
         }
-        assert!(GRADES.delay(1, None) <= secs(10));
+        assert!(GRADES.delay(1, None) <= secs(20));
     }
 
     #[test]

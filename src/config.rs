@@ -126,7 +126,10 @@ pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT_SEC: u64 = 10;
 pub const DEFAULT_SHUTDOWN_GRACE_SEC: u64 = 20;
 
 impl Config {
-    /// Reads and validates a config file, taking secrets from the process environment.
+    /// Reads and validates a config file, taking secrets from the process
+    /// environment. Validation only reads: key files that
+    /// `generate_if_missing` asks for must exist already (the binary creates
+    /// them first; see [`missing_generated_keys`]).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         Self::from_raw(RawConfig::load(path)?, path, &ProcessEnv)
     }

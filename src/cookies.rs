@@ -14,27 +14,12 @@ use http::{HeaderMap, HeaderValue, header};
 /// cookies and a login's state cookies share the header with ours).
 const MAX_COOKIES: usize = 256;
 
-/// The cookies a request carried (all `Cookie` headers; HTTP/2 splits them).
-#[derive(Debug, Default)]
-pub struct RequestCookies {
-    pairs: Vec<(String, String)>,
-}
-
-impl RequestCookies {
-    pub fn from_headers(headers: &HeaderMap) -> Self {
-        let pairs = pairs(headers)
-            .map(|(name, value)| (name.to_owned(), value.to_owned()))
-            .collect();
-        Self { pairs }
-    }
-
-    /// The value of one cookie, without collecting the others: the gated
-    /// path needs only the session cookie.
-    pub fn one(headers: &HeaderMap, name: &str) -> Option<String> {
-        pairs(headers)
-            .find(|(n, _)| *n == name)
-            .map(|(_, value)| value.to_owned())
-    }
+/// The value of the first cookie named `name`, in any of the request's
+/// `Cookie` headers (HTTP/2 splits them), without collecting the others.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    pairs(headers)
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value.to_owned())
 }
 
 /// The first [`MAX_COOKIES`] `name=value` pairs of every `Cookie` header,
@@ -68,16 +53,6 @@ pub fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
             (!name.is_empty()).then(|| (name, value.trim()))
         })
         .take(MAX_COOKIES)
-}
-
-impl RequestCookies {
-    /// The value of the first cookie named `name`.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
 }
 
 /// How ltigate's own cookies are written.
@@ -179,10 +154,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.append(header::COOKIE, HeaderValue::from_static("a=1; b=2"));
         h.append(header::COOKIE, HeaderValue::from_static("c=3"));
-        let c = RequestCookies::from_headers(&h);
+        let c = |name| cookie(&h, name);
         assert_eq!(
-            (c.get("a"), c.get("c"), c.get("d")),
-            (Some("1"), Some("3"), None)
+            (c("a"), c("c"), c("d")),
+            (Some("1".into()), Some("3".into()), None)
         );
     }
 
@@ -193,11 +168,14 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_static(";junk; =orphan;  s = one ;s=two; e=; q=\"x\""),
         );
-        assert_eq!(RequestCookies::one(&h, "s").as_deref(), Some("one"));
-        assert_eq!(RequestCookies::one(&h, "junk"), None);
-        assert_eq!(RequestCookies::one(&h, ""), None);
-        let c = RequestCookies::from_headers(&h);
-        assert_eq!((c.get("e"), c.get("q")), (Some(""), Some("\"x\"")));
+        assert_eq!(cookie(&h, "s").as_deref(), Some("one"));
+        assert_eq!(cookie(&h, "junk"), None);
+        assert_eq!(cookie(&h, ""), None);
+        let c = |name| cookie(&h, name);
+        assert_eq!(
+            (c("e"), c("q")),
+            (Some(String::new()), Some("\"x\"".into()))
+        );
     }
 
     #[test]
@@ -207,8 +185,8 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_bytes("x=\u{e9}t\u{e9}; s=one".as_bytes()).expect("header"),
         );
-        assert_eq!(RequestCookies::one(&h, "s").as_deref(), Some("one"));
-        assert_eq!(RequestCookies::one(&h, "x"), None);
+        assert_eq!(cookie(&h, "s").as_deref(), Some("one"));
+        assert_eq!(cookie(&h, "x"), None);
         assert_eq!(pairs(&h).count(), 1);
     }
 
@@ -219,8 +197,8 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_bytes("s=one\u{a0}; t=two".as_bytes()).expect("header"),
         );
-        assert_eq!(RequestCookies::one(&h, "s"), None);
-        assert_eq!(RequestCookies::one(&h, "t").as_deref(), Some("two"));
+        assert_eq!(cookie(&h, "s"), None);
+        assert_eq!(cookie(&h, "t").as_deref(), Some("two"));
     }
 
     #[test]
@@ -232,7 +210,7 @@ mod tests {
             HeaderValue::from_str(&many.join("; ")).expect("header"),
         );
         let last = format!("c{MAX_COOKIES}");
-        assert_eq!(RequestCookies::one(&h, "c0").as_deref(), Some("v"));
-        assert_eq!(RequestCookies::one(&h, &last), None);
+        assert_eq!(cookie(&h, "c0").as_deref(), Some("v"));
+        assert_eq!(cookie(&h, &last), None);
     }
 }

@@ -273,6 +273,13 @@ pub fn token_of(path: &str) -> Option<&str> {
 }
 
 impl DeepLinking {
+    /// Checks that `token` is a live picker and `binding` (the browser's
+    /// binding cookie) the one it was issued to, before its submission is
+    /// read. [`Self::submit`] checks the same again.
+    pub async fn open(&self, token: &str, binding: Option<&str>) -> Result<(), PickerError> {
+        self.load(token, binding).await.map(drop)
+    }
+
     /// The picker session under `token`, if `binding` (the browser's binding
     /// cookie) is the one it was issued to.
     async fn load(&self, token: &str, binding: Option<&str>) -> Result<PickerSession, PickerError> {
@@ -405,23 +412,6 @@ impl DeepLinking {
             return_url: session.return_url,
             jwt,
         })
-    }
-}
-
-impl PickerError {
-    pub fn reason(&self) -> &'static str {
-        match self {
-            PickerError::TokenUnknown => "picker_token_unknown",
-            PickerError::WrongBrowser => "picker_wrong_browser",
-            PickerError::BadCsrf => "picker_bad_csrf",
-            PickerError::NothingSelected => "picker_nothing_selected",
-            PickerError::TooMany => "picker_too_many",
-            PickerError::NotAllowed(_) => "picker_not_allowed",
-            PickerError::BadForm => "picker_bad_form",
-            PickerError::Catalog(_) => "lms_api_failed",
-            PickerError::Store(_) => "store_unavailable",
-            PickerError::Signing(_) => "internal_error",
-        }
     }
 }
 

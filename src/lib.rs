@@ -6,11 +6,12 @@
 //! forwards only the requests those grants allow to the LMS, with a signed
 //! identity. Scores flow back to the platform through LTI AGS.
 //!
-//! Where things live, from the floor up (each module imports only those
-//! below it):
+//! Where things live, from the floor up (a module imports modules below it
+//! or beside it on its floor, never above; `tests/architecture.rs` checks
+//! that there is no circle):
 //! - leaves: `token`, `claims`, `clock`, `path`, `content` (the Open edX
 //!   key grammar, on `path`'s percent-decoding), `keys` (the tool's keys), `client` (the one outbound
-//!   HTTPS client), `cookies`, `logging`, `backoff`;
+//!   HTTPS client), `cookies`, `logging`, and `backoff` (on `clock`);
 //! - `gate` (launch gates), `store` (the two backends), `jwks` (platforms'
 //!   keys);
 //! - `session` (sessions, grants, the one access check), `rules`,
@@ -57,7 +58,7 @@ use http_body_util::{BodyExt as _, Full};
 pub use clock::{Clock, ManualClock, SystemClock, UnixTime};
 pub use config::{Config, ConfigError, ProcessEnv, RawConfig, SecretSource};
 pub use content::{ContentPath, CourseKey, JWKS_PATH, UsageKey};
-pub use cookies::RequestCookies;
+pub use cookies::cookie;
 pub use http::app::Gateway;
 pub use http::server::{Running, ServeError, start, start_on};
 pub use jwks::PlatformKey;

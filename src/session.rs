@@ -1,8 +1,10 @@
 //! Gateway sessions and the grants they hold.
 //!
 //! Owns the session record, the grant model (a launched content path with its
-//! own expiry and launch context) and the one decision this issue needs from
-//! them: does this browser hold a live grant for this content path? A session
+//! own expiry and launch context) and the one fail-closed access check every
+//! gated request goes through, [`Sessions::authorize`]: the caller says what
+//! a session allows (a grant for this content path, or a rule's match), and
+//! a refusal is only ever made on a fresh read of the store. A session
 //! is created or extended only by a successful launch; nothing else mints one.
 //! A session id is its creation time and 180 random bits (see
 //! [`new_session_id`]); a client-supplied id is never adopted, only looked up.

@@ -45,17 +45,11 @@ fn import_graph() -> BTreeMap<String, BTreeSet<String>> {
         let deps = graph.entry(top.clone()).or_default();
         for (at, _) in code.match_indices("crate::") {
             let rest = &code[at + "crate::".len()..];
-            // `crate::x::…` and `crate::{x, y::…}`.
+            // `crate::x::…` and `crate::{x, y::{…}, …}`: the first name of
+            // each top-level item of the group.
             let names: Vec<&str> = match rest.strip_prefix('{') {
-                Some(group) => group[..group.find('}').unwrap_or(group.len())]
-                    .split(',')
-                    .map(|p| p.trim().split("::").next().unwrap_or_default())
-                    .collect(),
-                None => vec![
-                    rest.split(|c: char| !(c.is_ascii_lowercase() || c == '_'))
-                        .next()
-                        .unwrap_or_default(),
-                ],
+                Some(group) => top_level_items(group),
+                None => vec![leading_name(rest)],
             };
             for name in names {
                 if !name.is_empty() && name != top && name != "self" {
@@ -69,6 +63,44 @@ fn import_graph() -> BTreeMap<String, BTreeSet<String>> {
         deps.retain(|d| modules.contains(d));
     }
     graph
+}
+
+/// The lower-case name `s` starts with.
+fn leading_name(s: &str) -> &str {
+    let end = s
+        .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+        .unwrap_or(s.len());
+    &s[..end]
+}
+
+/// The leading names of the items of a `{…}` use group, `group` being what
+/// follows its `{`: nested groups are skipped, the group ends at its `}`.
+fn top_level_items(group: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut depth = 0;
+    let mut start = 0;
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                names.push(leading_name(group[start..i].trim_start()));
+                break;
+            }
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                names.push(leading_name(group[start..i].trim_start()));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    names
+}
+
+#[test]
+fn use_groups_are_read_item_by_item() {
+    assert_eq!(top_level_items("a::{b, c}, d};"), ["a", "d"]);
+    assert_eq!(top_level_items("x, y::Z}"), ["x", "y"]);
 }
 
 /// The modules `from` reaches through one or more arrows.

@@ -941,6 +941,19 @@ async fn the_picker_belongs_to_the_launching_browser() {
     post(&stranger, &w.gw, &path, &[("csrf", &p.csrf), ("item", &p1)])
         .await
         .assert_refused(403, "picker_wrong_browser");
+    // The browser is checked before the body is read: a stranger's body that
+    // is not even a form gets the same answer.
+    let not_a_form = stranger
+        .http
+        .post(w.gw.url(&path))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("POST");
+    read(not_a_form)
+        .await
+        .assert_refused(403, "picker_wrong_browser");
 
     // A browser with a picker of its own cannot use this one either.
     let other = Browser::new();

@@ -86,7 +86,7 @@ pub fn scores_url(lineitem: &str) -> Result<Url, AgsError> {
 pub struct Ags {
     pub client: HttpClient,
     pub clock: std::sync::Arc<dyn Clock>,
-    pub tokens: Tokens,
+    tokens: Tokens,
 }
 
 impl Ags {
@@ -101,7 +101,7 @@ impl Ags {
 
 /// The token cache.
 #[derive(Default)]
-pub struct Tokens {
+struct Tokens {
     cache: DashMap<String, (String, UnixTime)>,
 }
 
@@ -112,18 +112,17 @@ fn cache_key(reg: &Registration, scopes: &str) -> String {
     )
 }
 
-impl Tokens {
+impl Ags {
     /// A token for `scopes`, from the cache or the platform.
-    pub async fn get(
+    pub async fn token(
         &self,
-        ags: &Ags,
         reg: &Registration,
         scopes: &str,
         timeout: Duration,
     ) -> Result<String, AgsError> {
-        let now = ags.clock.now();
+        let now = self.clock.now();
         let key = cache_key(reg, scopes);
-        if let Some(hit) = self.cache.get(&key)
+        if let Some(hit) = self.tokens.cache.get(&key)
             && hit.1 > now
         {
             return Ok(hit.0.clone());
@@ -156,7 +155,7 @@ impl Tokens {
             .header(header::USER_AGENT, USER_AGENT)
             .body(crate::full_body(Bytes::from(form)))
             .map_err(|e| AgsError::Permanent(e.to_string()))?;
-        let response = ags
+        let response = self
             .client
             .send(
                 &platform.auth_token_url,
@@ -186,13 +185,13 @@ impl Tokens {
             .and_then(Value::as_u64)
             .unwrap_or(3600);
         let expires = now + lifetime.saturating_sub(TOKEN_MARGIN_SEC);
-        self.cache.insert(key, (token.clone(), expires));
+        self.tokens.cache.insert(key, (token.clone(), expires));
         Ok(token)
     }
 
     /// Forgets a token the platform refused.
-    pub fn forget(&self, reg: &Registration, scopes: &str) {
-        self.cache.remove(&cache_key(reg, scopes));
+    pub fn forget_token(&self, reg: &Registration, scopes: &str) {
+        self.tokens.cache.remove(&cache_key(reg, scopes));
     }
 }
 

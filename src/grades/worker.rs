@@ -150,13 +150,13 @@ async fn deliver(app: &Grades, delivery: &Delivery) -> Result<&'static str, AgsE
     // Any call refused with 401 gets one fresh token, then counts as a failure.
     let mut refreshed = false;
     loop {
-        let token = app.ags.tokens.get(&app.ags, &reg, &scopes, timeout).await?;
+        let token = app.ags.token(&reg, &scopes, timeout).await?;
         match send_score(app, r, given, maximum, &delivery.timestamp, &token, timeout).await {
             Err(AgsError::TokenRefused(error)) if refreshed => {
                 return Err(AgsError::Retry { error, after: None });
             }
             Err(AgsError::TokenRefused(_)) => {
-                app.ags.tokens.forget(&reg, &scopes);
+                app.ags.forget_token(&reg, &scopes);
                 refreshed = true;
             }
             Err(e) => return Err(e),

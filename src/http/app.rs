@@ -25,7 +25,7 @@ use super::{RequestId, picker_pages};
 use crate::assertion::Asserter;
 use crate::clock::Clock;
 use crate::content::{ContentPath, DISPLAY_PREFIX, LAUNCH_PATH};
-use crate::cookies::{CookiePolicy, RequestCookies};
+use crate::cookies::{CookiePolicy, cookie};
 use crate::deep_linking::{self, DeepLinking};
 use crate::grades::Grades;
 use crate::keys::ToolKeys;
@@ -188,7 +188,7 @@ where
     let Some(service) = &app.deep_linking else {
         return Err(Rejection::NotFound);
     };
-    let binding = RequestCookies::one(req.headers(), &deep_linking::cookie_name(&token));
+    let binding = cookie(req.headers(), &deep_linking::cookie_name(&token));
     let response = match *req.method() {
         Method::GET | Method::HEAD => {
             let search = req.uri().query().and_then(|q| {
@@ -200,6 +200,8 @@ where
             picker_pages::picker(&view)
         }
         Method::POST => {
+            // The token and the browser first: a stranger's body is not read.
+            service.open(&token, binding.as_deref()).await?;
             let (parts, body) = req.into_parts();
             let pairs = form::form_pairs(&parts.headers, body, MAX_FORM_BYTES)
                 .await
@@ -248,8 +250,8 @@ where
     let state = form.state.clone();
     let state_cookie = state
         .as_deref()
-        .and_then(|s| RequestCookies::one(headers, &state_cookie_name(s)));
-    let session_cookie = RequestCookies::one(headers, &app.sessions.config().cookie_name);
+        .and_then(|s| cookie(headers, &state_cookie_name(s)));
+    let session_cookie = cookie(headers, &app.sessions.config().cookie_name);
     let cookies = LaunchCookies {
         state: state_cookie.as_deref(),
         session: session_cookie.as_deref(),
@@ -320,7 +322,7 @@ where
 
 /// The browser's session cookie, if it sent one.
 fn session_cookie<B>(app: &Gateway, req: &Request<B>) -> Option<String> {
-    RequestCookies::one(req.headers(), &app.sessions.config().cookie_name)
+    cookie(req.headers(), &app.sessions.config().cookie_name)
 }
 
 async fn display<B>(app: &Gateway, req: Request<B>, origin: Origin<'_>) -> Result<Answer, Rejection>
@@ -370,11 +372,12 @@ where
     Ok(within_grant(
         app,
         gated_proxy,
-        &session,
+        (&session_id, &session),
         (&method, &asked),
         (response, "display"),
         origin.request_id,
-    ))
+    )
+    .await)
 }
 
 async fn gated<B>(
@@ -420,34 +423,62 @@ where
     Ok(within_grant(
         app,
         gated_proxy,
-        &session,
+        (&session_id, &session),
         (&method, path.as_str()),
         (response, decision),
         origin.request_id,
-    ))
+    )
+    .await)
 }
 
 /// The upstream's answer, or, when it redirects outside the grant (see
-/// [`check_redirect`]), the refusal page. The page keeps the upstream's
-/// cookies, already rewritten by the proxy: a session the LMS started on that
-/// response (the assertion's login) is not lost to the refusal.
-fn within_grant(
+/// [`check_redirect`]), the refusal page. Like every refusal, that one is
+/// made on a fresh read of the session (the grant may have just been written
+/// by another replica). The page keeps the upstream's cookies, already
+/// rewritten by the proxy: a session the LMS started on that response (the
+/// assertion's login) is not lost to the refusal.
+async fn within_grant(
     app: &Gateway,
     gated_proxy: &Gated,
-    session: &Session,
+    (session_id, session): (&str, &Session),
     asked: (&Method, &str),
     (response, decision): Answer,
     request_id: &str,
 ) -> Answer {
-    let Err(rejection) = check_redirect(app, &gated_proxy.rules, session, asked, &response) else {
-        return (response, decision);
+    let rules = &gated_proxy.rules;
+    let refused = match check_redirect(app, rules, session, asked, &response) {
+        Ok(()) => return (response, decision),
+        // Off the gateway, or not a path at all: no session changes that.
+        Err(r) if matches!(r.why, "redirect_off_gateway" | "redirect_bad_path") => r,
+        Err(r) => match app.sessions.load(session_id).await {
+            Ok(Some(fresh)) => match check_redirect(app, rules, &fresh, asked, &response) {
+                Ok(()) => return (response, decision),
+                Err(again) => again,
+            },
+            // Gone, or the store is down: the refusal stands (fail closed).
+            Ok(None) | Err(_) => r,
+        },
     };
-    let (mut page, reason) = rejection.into_page(request_id);
+    tracing::warn!(
+        reason = refused.why,
+        to = refused.host,
+        path = refused.path,
+        "upstream redirect outside the grant replaced by the refusal page"
+    );
+    let (mut page, reason) = Rejection::Access(refused.error).into_page(request_id);
     for cookie in response.headers().get_all(header::SET_COOKIE) {
         page.headers_mut()
             .append(header::SET_COOKIE, cookie.clone());
     }
     (page, reason)
+}
+
+/// Why an upstream redirect was refused, and where it led (for the log).
+struct RedirectRefused {
+    why: &'static str,
+    error: AccessError,
+    host: String,
+    path: String,
 }
 
 /// An upstream redirect may lead only where the session may go itself: to
@@ -465,7 +496,7 @@ fn check_redirect(
     session: &Session,
     (method, asked): (&Method, &str),
     response: &Response<Body>,
-) -> Result<(), Rejection> {
+) -> Result<(), RedirectRefused> {
     // Every 3xx with a Location but 304 (which has none to follow): Firefox
     // follows a 300's Location too.
     let status = response.status().as_u16();
@@ -481,15 +512,15 @@ fn check_redirect(
         .ok()
         .and_then(|l| public.join(asked).ok()?.join(l).ok());
     let refuse = |why: &'static str, error: AccessError| {
-        tracing::warn!(
-            reason = why,
-            to = target
+        Err(RedirectRefused {
+            why,
+            error,
+            host: target
                 .as_ref()
-                .map_or("", |t| t.host_str().unwrap_or_default()),
-            path = target.as_ref().map_or("", |t| t.path()),
-            "upstream redirect outside the grant replaced by the refusal page"
-        );
-        Err(Rejection::Access(error))
+                .map_or("", |t| t.host_str().unwrap_or_default())
+                .to_owned(),
+            path: target.as_ref().map_or("", |t| t.path()).to_owned(),
+        })
     };
     let Some(to) = target.as_ref().filter(|t| t.origin() == public.origin()) else {
         return refuse("redirect_off_gateway", AccessError::NotGranted);

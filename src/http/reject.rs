@@ -52,6 +52,9 @@ pub enum Rejection {
     Score(#[from] ScoreError),
     #[error("no such delivery")]
     NoSuchDelivery,
+    /// The score API has no such endpoint.
+    #[error("no such endpoint")]
+    NoSuchEndpoint,
     #[error("a valid bearer token is required")]
     Unauthorized,
     #[error("internal error: {0}")]
@@ -126,6 +129,9 @@ impl Rejection {
                 field: Some("id".into()),
                 ..row(S::NOT_FOUND, "no_such_delivery", Page::new("no such delivery"))
             },
+            Rejection::NoSuchEndpoint => {
+                row(S::NOT_FOUND, "not_found", Page::new("no such endpoint"))
+            }
             Rejection::Unauthorized => row(
                 S::UNAUTHORIZED,
                 "bad_token",

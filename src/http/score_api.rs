@@ -53,7 +53,7 @@ where
             Ok(response) => (response, "score_api"),
             Err(rejection) => rejection.into_json(id.as_str()),
         },
-        None => Rejection::NotFound.into_json(id.as_str()),
+        None => Rejection::NoSuchEndpoint.into_json(id.as_str()),
     };
     crate::logging::access(&crate::logging::Access {
         request_id: id.as_str(),
@@ -118,6 +118,6 @@ where
                 false => Err(Rejection::NoSuchDelivery),
             }
         }
-        _ => Err(Rejection::NotFound),
+        _ => Err(Rejection::NoSuchEndpoint),
     }
 }

@@ -21,16 +21,16 @@
 //! for redb's write lock one by one. Expired entries are invisible to
 //! readers at once and removed by a periodic sweep.
 //!
-//! Durability: work-queue writes (grade deliveries) are committed durably,
-//! one fsync each, because a grade must never be lost. Other key-value
-//! writes (sessions) are durable at most once per [`FLUSH_EVERY`] (100 ms);
-//! the writes in between skip the fsync (the next durable commit, or closing
-//! the store, persists them), so a launch does not wait for the disk. A
-//! crash can lose the last 100 ms of sessions before it (those learners
-//! relaunch); a clean restart loses no session.
+//! Durability: every write is durable before it is acknowledged. Work-queue
+//! writes (grade deliveries) are committed one fsync each; key-value writes
+//! (sessions, graded resources) are group-committed: the writer thread
+//! applies every write that is waiting in one transaction and one fsync, so
+//! concurrent launches share the disk's latency instead of queueing for it.
+//! A launch answered with its redirect survives a crash (SIGKILL, power
+//! loss) of the gateway. Login states are kept in memory and are lost on a
+//! restart: a login in flight ends on the "launch again" page.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -52,8 +52,6 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// that miss it are served from the OS page cache). Measured with 100,000
 /// sessions: a 32 MiB cache cost 1.4 KiB of RSS per session, 4 MiB 0.3 KiB.
 const CACHE_BYTES: usize = 16 * 1024 * 1024;
-/// Session writes are made durable at most this often.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// Login states held in memory at most: 100,000 take about 45 MiB
 /// (measured: 470 bytes each, with a typical ~150-byte target). To push out
 /// a learner's state in the second or so between their login and their
@@ -66,31 +64,9 @@ pub const MAX_LOGIN_STATES: Limits = Limits {
     bytes: 48 * 1024 * 1024,
 };
 
-/// The database and whether it has commits not yet made durable.
+/// The database.
 struct Db {
     db: Database,
-    dirty: AtomicBool,
-    /// When the last durable commit happened.
-    last_durable: std::sync::Mutex<std::time::Instant>,
-}
-
-impl Db {
-    /// Makes every earlier commit durable, if any is not.
-    fn flush(&self) -> Result<(), StoreError> {
-        if !self.dirty.swap(false, Ordering::AcqRel) {
-            return Ok(());
-        }
-        let tx = self.db.begin_write().map_err(unavailable)?;
-        tx.commit().map_err(unavailable)
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        if let Err(e) = self.flush() {
-            tracing::error!(error = %e, "could not make the last session writes durable");
-        }
-    }
 }
 
 /// One key-value write, applied by the writer thread inside a shared
@@ -179,8 +155,6 @@ impl EmbeddedStore {
         tx.commit().map_err(unavailable)?;
         let db = Arc::new(Db {
             db,
-            dirty: AtomicBool::new(false),
-            last_durable: std::sync::Mutex::new(std::time::Instant::now()),
         });
         let login_states = Arc::new(MemoryTable::new(MAX_LOGIN_STATES));
         spawn_sweeper(
@@ -245,22 +219,10 @@ impl EmbeddedStore {
             .map_err(unavailable)?
     }
 
-    /// A write transaction for key-value writes: durable if the last
-    /// durable one is [`FLUSH_EVERY`] old, otherwise committed without
-    /// waiting for the disk.
+    /// A write transaction for key-value writes, durable on commit (redb's
+    /// default).
     fn begin_kv_write(db: &Db) -> Result<redb::WriteTransaction, StoreError> {
-        let mut tx = db.db.begin_write().map_err(unavailable)?;
-        // Write transactions are serialised, so this lock is never contended.
-        let mut last = db.last_durable.lock().unwrap_or_else(|p| p.into_inner());
-        if last.elapsed() >= FLUSH_EVERY {
-            *last = std::time::Instant::now();
-            db.dirty.store(false, Ordering::Release);
-        } else {
-            tx.set_durability(redb::Durability::None)
-                .map_err(unavailable)?;
-            db.dirty.store(true, Ordering::Release);
-        }
-        Ok(tx)
+        db.db.begin_write().map_err(unavailable)
     }
 
     /// A key-value write in a transaction of its own (the expiry sweep).

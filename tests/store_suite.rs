@@ -1035,3 +1035,84 @@ async fn redis_store_answers_unavailable_when_redis_is_down_and_recovers() {
         "the store works again after Redis restarts, with its data"
     );
 }
+
+/// A delivery leased by a gateway that then died (no queue_finish) is due
+/// again as soon as the embedded store is reopened: one process owns the
+/// file, so every lease found at open is a dead process's. Items that were
+/// not leased keep their due times. (Before, the delivery waited for the
+/// whole lease, about 300 s.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_reclaims_a_dead_process_leases_on_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store.redb");
+    let clock = ManualClock::new();
+    let now = clock.now();
+    {
+        let store =
+            Arc::new(EmbeddedStore::open(&path, clock.clone() as Arc<dyn Clock>).expect("open"));
+        store
+            .queue_put("leased", b"one".to_vec(), now)
+            .await
+            .expect("put");
+        store
+            .queue_put("later", b"two".to_vec(), now + 900)
+            .await
+            .expect("put");
+        let claimed = store
+            .queue_claim(now, now + 300)
+            .await
+            .expect("claim")
+            .expect("one due");
+        assert_eq!(claimed.id, "leased");
+        assert!(
+            store
+                .queue_claim(now, now + 300)
+                .await
+                .expect("claim")
+                .is_none()
+        );
+        // The process dies here, with the lease held.
+        let weak = Arc::downgrade(&store);
+        drop(store);
+        for _ in 0..200 {
+            if weak.strong_count() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let store = EmbeddedStore::open(&path, clock.clone() as Arc<dyn Clock>).expect("reopen");
+    let again = store
+        .queue_claim(now, now + 300)
+        .await
+        .expect("claim")
+        .expect("the dead process's lease was reclaimed at open");
+    assert_eq!(
+        (again.id.as_str(), again.payload.as_slice()),
+        ("leased", &b"one"[..])
+    );
+    assert!(
+        store
+            .queue_claim(now, now + 300)
+            .await
+            .expect("claim")
+            .is_none(),
+        "an item that was not leased keeps its due time"
+    );
+    assert_eq!(
+        store
+            .queue_get("later")
+            .await
+            .expect("get")
+            .map(|q| q.due_at),
+        Some(now + 900)
+    );
+    // A lease taken by this process is not reclaimed by anything but its end.
+    assert!(
+        store
+            .queue_claim(now, now + 300)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+}

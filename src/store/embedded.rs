@@ -46,6 +46,10 @@ const KV: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("kv");
 const QUEUE_ITEMS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("queue_items");
 /// Queue order: (due time, id).
 const QUEUE_DUE: TableDefinition<'_, (u64, &str), ()> = TableDefinition::new("queue_due");
+/// Claimed items: the due time each had before its claim. One process owns
+/// the file, so a lease found at open belongs to a process that died (or
+/// stopped mid-delivery): [`EmbeddedStore::open`] makes its item due again.
+const QUEUE_LEASES: TableDefinition<'_, &str, u64> = TableDefinition::new("queue_leases");
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// redb's page cache. Sessions live on disk; memory holds only the hot part,
 /// so a gateway's memory does not grow with the number of sessions (reads
@@ -152,10 +156,16 @@ impl EmbeddedStore {
         tx.open_table(KV).map_err(unavailable)?;
         tx.open_table(QUEUE_ITEMS).map_err(unavailable)?;
         tx.open_table(QUEUE_DUE).map_err(unavailable)?;
+        tx.open_table(QUEUE_LEASES).map_err(unavailable)?;
         tx.commit().map_err(unavailable)?;
-        let db = Arc::new(Db {
-            db,
-        });
+        let db = Arc::new(Db { db });
+        let reclaimed = Self::queue_write(&db, |q| q.reclaim_leases())?;
+        if reclaimed > 0 {
+            tracing::info!(
+                deliveries = reclaimed,
+                "grade deliveries claimed by a process that stopped mid-delivery are due again"
+            );
+        }
         let login_states = Arc::new(MemoryTable::new(MAX_LOGIN_STATES));
         spawn_sweeper(
             Arc::downgrade(&db),
@@ -240,10 +250,11 @@ impl EmbeddedStore {
     }
 }
 
-/// The two queue tables, open in one write transaction.
+/// The queue tables, open in one write transaction.
 struct QueueTables<'t> {
     items: redb::Table<'t, &'static str, &'static [u8]>,
     due: redb::Table<'t, (u64, &'static str), ()>,
+    leases: redb::Table<'t, &'static str, u64>,
 }
 
 impl QueueTables<'_> {
@@ -271,7 +282,30 @@ impl QueueTables<'_> {
             self.due.remove((old_due, id)).map_err(unavailable)?;
         }
         self.items.remove(id).map_err(unavailable)?;
+        self.release(id)
+    }
+
+    /// Forgets the lease on `id`, if it has one.
+    fn release(&mut self, id: &str) -> Result<(), StoreError> {
+        self.leases.remove(id).map_err(unavailable)?;
         Ok(())
+    }
+
+    /// Makes every leased item due again at the time it had before its
+    /// claim, and drops the leases. Returns how many there were.
+    fn reclaim_leases(&mut self) -> Result<usize, StoreError> {
+        let mut leased = Vec::new();
+        for entry in self.leases.iter().map_err(unavailable)? {
+            let (id, before) = entry.map_err(unavailable)?;
+            leased.push((id.value().to_owned(), before.value()));
+        }
+        for (id, before) in &leased {
+            if let Some((_, payload)) = self.get(id)? {
+                self.set(id, &payload, *before)?;
+            }
+            self.release(id)?;
+        }
+        Ok(leased.len())
     }
 }
 
@@ -293,6 +327,7 @@ impl EmbeddedStore {
             let mut tables = QueueTables {
                 items: tx.open_table(QUEUE_ITEMS).map_err(unavailable)?,
                 due: tx.open_table(QUEUE_DUE).map_err(unavailable)?,
+                leases: tx.open_table(QUEUE_LEASES).map_err(unavailable)?,
             };
             f(&mut tables)?
         };
@@ -446,8 +481,15 @@ impl Store for EmbeddedStore {
         due_at: UnixTime,
     ) -> Result<(), StoreError> {
         let id = id.to_owned();
-        self.blocking(move |db, _| Self::queue_write(db, |q| q.set(&id, &payload, due_at)))
-            .await
+        // A new payload replaces the item, and any claim on the old one: the
+        // worker that holds it finds it superseded.
+        self.blocking(move |db, _| {
+            Self::queue_write(db, |q| {
+                q.set(&id, &payload, due_at)?;
+                q.release(&id)
+            })
+        })
+        .await
     }
 
     async fn queue_claim(
@@ -468,13 +510,14 @@ impl Store for EmbeddedStore {
                         let (due, id) = k.value();
                         (due, id.to_owned())
                     });
-                let Some((_, id)) = first.filter(|(due, _)| *due <= now) else {
+                let Some((due, id)) = first.filter(|(due, _)| *due <= now) else {
                     return Ok(None);
                 };
                 let Some((_, payload)) = q.get(&id)? else {
                     return Ok(None);
                 };
                 q.set(&id, &payload, lease_until)?;
+                q.leases.insert(id.as_str(), due).map_err(unavailable)?;
                 Ok(Some(Queued {
                     id,
                     payload,
@@ -500,7 +543,10 @@ impl Store for EmbeddedStore {
                 }
                 match next {
                     None => q.remove(&id)?,
-                    Some((payload, due)) => q.set(&id, &payload, due)?,
+                    Some((payload, due)) => {
+                        q.set(&id, &payload, due)?;
+                        q.release(&id)?;
+                    }
                 }
                 Ok(true)
             })

@@ -65,20 +65,20 @@ pub async fn list(config: &Config, failed: bool) -> Result<String, String> {
         let _ = writeln!(out, "No {}deliveries.", if failed { "failed " } else { "" });
         return Ok(out);
     }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let _ = writeln!(
         out,
-        "{:<24}  {:<8}  {:<9}  {:>8}  {:<12}  RESOURCE / LAST ERROR",
+        "{:<24}  {:<8}  {:<9}  {:>8}  {:<40}  RESOURCE / LAST ERROR",
         "ID", "STATE", "KIND", "ATTEMPTS", "DUE"
     );
     for d in &list {
         let s = |v: &Value| v.as_str().unwrap_or("-").to_owned();
-        let due = d
-            .get("due_at")
-            .and_then(Value::as_u64)
-            .map_or("never".to_owned(), |t| t.to_string());
+        let due = due_text(d.get("due_at").and_then(Value::as_u64), now);
         let _ = writeln!(
             out,
-            "{:<24}  {:<8}  {:<9}  {:>8}  {:<12}  {} {}",
+            "{:<24}  {:<8}  {:<9}  {:>8}  {:<40}  {} {}",
             s(&d["id"]),
             s(&d["state"]),
             s(&d["score"]["kind"]),
@@ -92,6 +92,35 @@ pub async fn list(config: &Config, failed: bool) -> Result<String, String> {
         }
     }
     Ok(out)
+}
+
+/// A due time as an operator reads it: `2026-12-03T10:04:10Z (in 4m 10s)`,
+/// `… (12s ago)` for one overdue, `never` for a parked delivery.
+fn due_text(due_at: Option<u64>, now: u64) -> String {
+    let Some(due) = due_at else {
+        return "never".to_owned();
+    };
+    let at = i64::try_from(due)
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| due.to_string());
+    let span = |secs: u64| {
+        let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+        match (h, m) {
+            (0, 0) => format!("{s}s"),
+            (0, _) => format!("{m}m {s}s"),
+            _ => format!("{h}h {m}m"),
+        }
+    };
+    match due.cmp(&now) {
+        std::cmp::Ordering::Greater => format!("{at} (in {})", span(due - now)),
+        std::cmp::Ordering::Equal => format!("{at} (now)"),
+        std::cmp::Ordering::Less => format!("{at} ({} ago)", span(now - due)),
+    }
 }
 
 /// `ltigate grades retry ID` or `--all-failed`.
@@ -109,4 +138,28 @@ pub async fn retry(config: &Config, id: Option<&str>) -> Result<String, String> 
         body["requeued"].as_u64().unwrap_or(0),
         if body["requeued"] == 1 { "y" } else { "ies" }
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::due_text;
+
+    #[test]
+    fn due_times_read_as_dates_and_spans() {
+        let now = 1_796_292_000; // 2026-12-03T10:00:00Z
+        assert_eq!(
+            due_text(Some(now + 250), now),
+            "2026-12-03T10:04:10Z (in 4m 10s)"
+        );
+        assert_eq!(due_text(Some(now), now), "2026-12-03T10:00:00Z (now)");
+        assert_eq!(
+            due_text(Some(now - 12), now),
+            "2026-12-03T09:59:48Z (12s ago)"
+        );
+        assert_eq!(
+            due_text(Some(now + 7_500), now),
+            "2026-12-03T12:05:00Z (in 2h 5m)"
+        );
+        assert_eq!(due_text(None, now), "never");
+    }
 }

@@ -3,7 +3,9 @@
 //! Every request writes an access-log line, so writing must cost little: a
 //! line goes into an in-memory buffer under a short lock, and a background
 //! thread flushes the buffer to stderr every [`FLUSH_EVERY`] (and when the
-//! buffer fills, and when the guard is dropped at exit). Handing each line to
+//! buffer fills, and when the guard is dropped at exit). A WARN or ERROR
+//! line is flushed at once, so that a crash loses at most the last
+//! [`FLUSH_EVERY`] of INFO lines, never the warning that came before it. Handing each line to
 //! a logging thread, or a `write` system call per line, costs more than the
 //! rest of a proxied request. Nothing secret is ever logged (see the
 //! modules that log).
@@ -71,11 +73,52 @@ impl Write for LogSink {
     }
 }
 
-impl<'a> MakeWriter<'a> for LogSink {
-    type Writer = LogSink;
+/// One event's writer: a WARN or ERROR line is flushed as soon as it is
+/// written, so that a crash right after it (a SIGKILL, the OOM killer)
+/// cannot take it along; other lines wait for the next flush, at most
+/// [`FLUSH_EVERY`].
+pub struct EventWriter {
+    sink: LogSink,
+    flush: bool,
+}
 
-    fn make_writer(&'a self) -> LogSink {
-        self.clone()
+impl Write for EventWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.sink.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.sink.write_all(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.sink.flush()
+    }
+}
+
+impl Drop for EventWriter {
+    fn drop(&mut self) {
+        if self.flush {
+            self.sink.flush_now();
+        }
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogSink {
+    type Writer = EventWriter;
+
+    fn make_writer(&'a self) -> EventWriter {
+        EventWriter {
+            sink: self.clone(),
+            flush: false,
+        }
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> EventWriter {
+        EventWriter {
+            sink: self.clone(),
+            flush: *meta.level() <= tracing::Level::WARN,
+        }
     }
 }
 

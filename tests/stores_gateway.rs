@@ -1,4 +1,5 @@
-//! Store behaviour seen through the gateway's real HTTP interface: a restart on
+//! Store behaviour seen through the gateway's real HTTP interface, and what
+//! survives a SIGKILL: a restart on
 //! the embedded store keeps sessions, two gateway processes share sessions
 //! through Redis, and a Redis outage turns into 503s that heal by themselves.
 
@@ -502,5 +503,38 @@ async fn acknowledged_launches_survive_a_sigkill_on_the_embedded_store() {
         refused.status(),
         401,
         "a browser without a session is refused"
+    );
+}
+
+/// A warning is on disk (here: in the log file) as soon as it is logged: a
+/// refusal's WARN line survives a SIGKILL that comes right after the
+/// response. (Lines were flushed every 100 ms only, so a kill within that
+/// window lost them.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warning_survives_a_sigkill_right_after_it() {
+    let platform = TestPlatform::start().await;
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = Gateway::config_text(&platform, &GatewayOptions::default(), port, dir.path());
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(&config, text).expect("write config");
+    let browser = Browser::new();
+    let mut p = GatewayProcess::spawn(&config, port, dir.path().join("ltigate.log"));
+    p.wait_healthy(&browser.http).await;
+    // Let the periodic flush write out the start-up lines first.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = browser
+        .http
+        .get(p.url("/lti/1p3/launch/"))
+        .send()
+        .await
+        .expect("GET launch");
+    assert_eq!(refused.status(), 405);
+    p.child.kill().expect("kill");
+    p.child.wait().expect("wait");
+    let log = p.log();
+    assert!(
+        log.contains("reason=\"launch_opened_directly\""),
+        "the refusal's warning was lost with the SIGKILL:\n{log}"
     );
 }

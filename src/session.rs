@@ -450,15 +450,7 @@ mod tests {
     impl Fixture {
         /// A `Sessions` of its own (its own cache) over the shared store.
         fn sessions(&self) -> Sessions {
-            let config = SessionConfig {
-                cookie_name: "ltigate_session".into(),
-                lifetime_sec: 3600,
-                access_length_sec: None,
-                login_state_ttl_sec: 600,
-                leeway_sec: 60,
-                partitioned_cookies: false,
-                max_grants: 10,
-            };
+            let config = crate::testing::session_config();
             Sessions::new(
                 self.store.clone(),
                 self.clock.clone(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::keys::{ToolKey, generate};
-use crate::session::LaunchContext;
+use crate::session::{LaunchContext, SessionConfig};
 use crate::store::Store;
 use crate::store::embedded::EmbeddedStore;
 
@@ -38,5 +38,18 @@ pub fn launch_context() -> LaunchContext {
         context: None,
         resource_link: None,
         ags_endpoint: None,
+    }
+}
+
+/// Session settings for tests: an hour's session, grants as long as it.
+pub fn session_config() -> SessionConfig {
+    SessionConfig {
+        cookie_name: "ltigate_session".into(),
+        lifetime_sec: 3600,
+        access_length_sec: None,
+        login_state_ttl_sec: 600,
+        leeway_sec: 60,
+        partitioned_cookies: false,
+        max_grants: 10,
     }
 }

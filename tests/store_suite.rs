@@ -609,6 +609,20 @@ suite!(
 // Backend-specific properties.
 // ---------------------------------------------------------------------------
 
+/// Drops the last reference to `store` and waits until its background tasks
+/// have let go of it too, so that its file can be opened again.
+async fn close(store: Arc<EmbeddedStore>) {
+    let weak = Arc::downgrade(&store);
+    drop(store);
+    for _ in 0..200 {
+        if weak.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the store is still referenced");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn embedded_keeps_data_across_close_and_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -650,15 +664,7 @@ async fn embedded_keeps_data_across_close_and_reopen() {
             )
             .await
             .expect("update");
-        let weak = Arc::downgrade(&store);
-        drop(store);
-        for _ in 0..200 {
-            if weak.strong_count() == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(weak.strong_count(), 0, "the store is still referenced");
+        close(store).await;
     }
     let store = EmbeddedStore::open(&path, clock.clone() as Arc<dyn Clock>).expect("reopen");
     assert_eq!(
@@ -1072,14 +1078,7 @@ async fn embedded_reclaims_a_dead_process_leases_on_open() {
                 .is_none()
         );
         // The process dies here, with the lease held.
-        let weak = Arc::downgrade(&store);
-        drop(store);
-        for _ in 0..200 {
-            if weak.strong_count() == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        close(store).await;
     }
     let store = EmbeddedStore::open(&path, clock.clone() as Arc<dyn Clock>).expect("reopen");
     let again = store

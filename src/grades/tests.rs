@@ -104,6 +104,19 @@ fn content(usage: &str) -> ContentPath {
     .expect("content")
 }
 
+impl Fixture {
+    /// Records `sub`'s launch of `PROBLEM` as resource link `rl-1`, graded.
+    async fn graded_launch(&self, sub: &str) {
+        self.grades
+            .record_launch(
+                &user(sub),
+                &content(PROBLEM),
+                &launch("rl-1", &[SCORE_SCOPE]),
+            )
+            .await;
+    }
+}
+
 /// A launch of resource link `link` whose AGS claim grants `scopes`.
 fn launch(link: &str, scopes: &[&str]) -> LaunchContext {
     LaunchContext {
@@ -136,13 +149,7 @@ impl Fixture {
 #[tokio::test]
 async fn a_score_for_a_graded_launch_queues_one_leaf_delivery_due_now() {
     let f = fixture();
-    f.grades
-        .record_launch(
-            &user("learner-1"),
-            &content(PROBLEM),
-            &launch("rl-1", &[SCORE_SCOPE]),
-        )
-        .await;
+    f.graded_launch("learner-1").await;
 
     let before = f.grades.clock.now();
     let queued = f
@@ -240,13 +247,7 @@ async fn a_graded_ancestor_gets_a_composite_delivery_after_the_delay() {
 #[tokio::test]
 async fn an_unknown_field_is_refused_before_anything_is_queued() {
     let f = fixture();
-    f.grades
-        .record_launch(
-            &user("learner-1"),
-            &content(PROBLEM),
-            &launch("rl-1", &[SCORE_SCOPE]),
-        )
-        .await;
+    f.graded_launch("learner-1").await;
     let mut event = score_event("learner-1", 1.0, &[]);
     event.insert("score".into(), json!(1.0));
 

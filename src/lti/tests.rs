@@ -16,7 +16,7 @@ use crate::clock::{Clock, ManualClock};
 use crate::jwks::{JwksConfig, KeySetSource};
 use crate::keys::{ToolKey, ToolKeys};
 use crate::registry::{PlatformConfig, Registry};
-use crate::session::{SessionConfig, Sessions, StoreSharing};
+use crate::session::{Sessions, StoreSharing};
 use crate::store::{Namespace, Store};
 
 const ISSUER: &str = "https://platform.example";
@@ -62,15 +62,7 @@ fn fixture() -> Fixture {
     let sessions = Arc::new(Sessions::new(
         store.clone(),
         clock.clone(),
-        SessionConfig {
-            cookie_name: "ltigate_session".into(),
-            lifetime_sec: 3600,
-            access_length_sec: None,
-            login_state_ttl_sec: 600,
-            leeway_sec: 60,
-            partitioned_cookies: false,
-            max_grants: 10,
-        },
+        crate::testing::session_config(),
         StoreSharing::Private,
     ));
     let lti = Lti::new(

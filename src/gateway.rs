@@ -56,11 +56,10 @@ impl Gateway {
             partitioned: session.partitioned_cookies,
         };
         let public_origin = server.public_origin();
-        let client = HttpClient::new(
-            upstream
-                .as_ref()
-                .map_or(DEFAULT_CONNECT_TIMEOUT, |u| u.connect_timeout),
-        );
+        let connect_timeout = upstream
+            .as_ref()
+            .map_or(DEFAULT_CONNECT_TIMEOUT, |u| u.connect_timeout);
+        let client = HttpClient::new(connect_timeout);
         // The proxy and its asserter exist together: validation requires
         // `[assertion]` (and its key) with `[upstream]`.
         let gated = match (upstream, assertion) {
@@ -102,7 +101,12 @@ impl Gateway {
                     config,
                     store.clone(),
                     clock.clone(),
-                    client.clone(),
+                    // A pool of its own: the shared client's connections are
+                    // driven by the runtime that opened them, often a serving
+                    // thread's (a launch's JWKS fetch from the same platform),
+                    // and die with it at shutdown, failing a delivery in
+                    // flight on the main runtime before its grace ends.
+                    HttpClient::new(connect_timeout),
                     registry.clone(),
                     Lms {
                         asserter: gated.asserter.clone(),

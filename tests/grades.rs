@@ -1198,3 +1198,56 @@ async fn the_score_api_refuses_bad_input_and_queues_nothing() {
     assert!(s.platform.score_requests().is_empty(), "nothing was sent");
     assert!(s.platform.token_requests().is_empty());
 }
+
+/// Shutdown is bounded while a delivery hangs: the gateway stops within its
+/// grace period (5 s here) although the platform takes two minutes, and
+/// gives the delivery back unchanged and due at once, for the next process.
+/// (Before, shutdown waited for the AGS call's 15 s timeout, and the
+/// delivery came back as a failed attempt, due after a back-off.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_abandons_a_hung_delivery_and_gives_it_back() {
+    let s = setup().await;
+    launch_graded(&s, P1, "rl-1", 1).await;
+    let user = username(&s, P1).await;
+    s.platform.stall_scores(Duration::from_secs(120));
+    accepted(&s, &event(&user, P1, 5.0, 10.0, MODIFIED)).await;
+    let now = s.gw.clock.now();
+    // Claimed (leased, so due only when the lease ends), its token fetched:
+    // what is left is the score POST, which hangs.
+    until("the delivery to be claimed", || async {
+        let list = deliveries(&s.http, &s.gw, false).await;
+        (list.len() == 1 && number(&list[0]["due_at"]) as u64 > now + 60).then_some(())
+    })
+    .await;
+    until("the access token", || async {
+        (s.platform.tokens_issued() == 1).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let Setup { gw, platform, .. } = s;
+    let (store, clock) = (gw.app.store.clone(), gw.clock.clone());
+    let started = Instant::now();
+    gw.stop().await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(12),
+        "shutdown took {took:?} with a delivery hung (grace 5 s, the platform hangs 120 s)"
+    );
+    let left = store.queue_list().await.expect("queue");
+    assert_eq!(left.len(), 1, "the delivery is kept");
+    let now = clock.now();
+    assert!(
+        left[0].due_at <= now,
+        "the abandoned delivery is due again at once (due {} at {now}): {}",
+        left[0].due_at,
+        String::from_utf8_lossy(&left[0].payload)
+    );
+    let delivery: Value = serde_json::from_slice(&left[0].payload).expect("delivery");
+    assert_eq!(
+        delivery["attempts"], 0,
+        "an abandoned delivery is not a failed attempt"
+    );
+    assert_eq!(delivery["timestamp"], MODIFIED);
+    assert!(platform.scores().is_empty());
+}

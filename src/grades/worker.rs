@@ -27,14 +27,29 @@ const LEASE_SEC: u64 = 300;
 /// The wait between attempts: 20 s after the first failure, doubling, at most an hour.
 const RETRY: Backoff = Backoff::new(Duration::from_secs(20), Duration::from_secs(3600));
 
-/// Runs the delivery loop until `shutdown`.
-pub async fn run(app: Arc<Grades>, shutdown: CancellationToken) {
+/// Runs the delivery loop until `shutdown`. Once it is cancelled nothing
+/// new is claimed; a delivery in flight gets `grace` to finish and is then
+/// abandoned with its lease given back (due at once), so that the next
+/// process sends it without waiting for the lease to end.
+pub async fn run(app: Arc<Grades>, shutdown: CancellationToken, grace: Duration) {
     let config = &app.config;
     loop {
         while !shutdown.is_cancelled() {
             let now = app.clock.now();
             match app.store.queue_claim(now, now + LEASE_SEC).await {
-                Ok(Some(item)) => process(&app, item).await,
+                Ok(Some(item)) => {
+                    let (id, claimed) = (item.id.clone(), item.payload.clone());
+                    tokio::select! {
+                        () = process(&app, item) => {}
+                        () = async {
+                            shutdown.cancelled().await;
+                            tokio::time::sleep(grace).await;
+                        } => {
+                            abandon(&app, &id, claimed).await;
+                            return;
+                        }
+                    }
+                }
                 Ok(None) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "grade queue unavailable; will retry");
@@ -47,6 +62,26 @@ pub async fn run(app: Arc<Grades>, shutdown: CancellationToken) {
             () = app.wake.notified() => {}
             () = tokio::time::sleep(config.poll_interval) => {}
         }
+    }
+}
+
+/// Gives a claimed delivery back, unchanged and due now.
+async fn abandon(app: &Grades, id: &str, claimed: Vec<u8>) {
+    let now = app.clock.now();
+    match app
+        .store
+        .queue_finish(id, &claimed, Some((claimed.clone(), now)))
+        .await
+    {
+        Ok(_) => tracing::warn!(
+            id,
+            "shutting down: a score delivery still in flight after the grace period was abandoned; it is due again at once"
+        ),
+        Err(e) => tracing::warn!(
+            id,
+            error = %e,
+            "shutting down: could not give back an abandoned delivery; it returns when its lease ends"
+        ),
     }
 }
 

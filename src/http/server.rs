@@ -206,6 +206,7 @@ async fn serve_all(
         tasks.push(tokio::spawn(crate::grades::worker::run(
             grades.clone(),
             shutdown.clone(),
+            server.shutdown_grace,
         )));
     }
     let public_app = app.clone();

@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
@@ -90,6 +91,8 @@ struct Shared {
     auth_requests: Mutex<Vec<HashMap<String, String>>>,
     /// The AGS services: token endpoint, line items and scores.
     ags: Mutex<Ags>,
+    /// How long the scores endpoint takes before it answers (a stalled platform).
+    score_stall: Mutex<Duration>,
 }
 
 /// The parameters of one OIDC authentication request, as the platform saw them.
@@ -125,6 +128,7 @@ impl TestPlatform {
             jwks_fetches: AtomicUsize::new(0),
             auth_requests: Mutex::new(Vec::new()),
             ags: Mutex::new(Ags::default()),
+            score_stall: Mutex::new(Duration::ZERO),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -476,6 +480,12 @@ impl TestPlatform {
         self.shared.ags.lock().expect("lock").issued.clear();
     }
 
+    /// The scores endpoint takes `stall` before answering each request
+    /// (`Duration::ZERO`: at once), as a platform that hangs does.
+    pub fn stall_scores(&self, stall: Duration) {
+        *self.shared.score_stall.lock().expect("lock") = stall;
+    }
+
     /// The scores endpoint answers `fault` the next `times` times.
     pub fn fail_scores(&self, times: usize, fault: Fault) {
         let mut ags = self.shared.ags.lock().expect("lock");
@@ -609,6 +619,10 @@ async fn ags_route(
     seen.body = String::from_utf8_lossy(&body).into_owned();
     if path == "/token" {
         return token_endpoint(shared, seen).await;
+    }
+    let stall = *shared.score_stall.lock().expect("lock");
+    if path != "/lineitems" && !stall.is_zero() {
+        tokio::time::sleep(stall).await;
     }
     let mut ags = shared.ags.lock().expect("lock");
     let is_scores = path != "/lineitems";

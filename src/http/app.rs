@@ -449,7 +449,7 @@ async fn within_grant(
     let refused = match check_redirect(app, rules, session, asked, &response) {
         Ok(()) => return (response, decision),
         // Off the gateway, or not a path at all: no session changes that.
-        Err(r) if matches!(r.why, "redirect_off_gateway" | "redirect_bad_path") => r,
+        Err(r) if !r.about_the_session => r,
         Err(r) => match app.sessions.load(session_id).await {
             Ok(Some(fresh)) => match check_redirect(app, rules, &fresh, asked, &response) {
                 Ok(()) => return (response, decision),
@@ -476,6 +476,8 @@ async fn within_grant(
 /// Why an upstream redirect was refused, and where it led (for the log).
 struct RedirectRefused {
     why: &'static str,
+    /// Whether another read of the session could change the answer.
+    about_the_session: bool,
     error: AccessError,
     host: String,
     path: String,
@@ -511,9 +513,11 @@ fn check_redirect(
         .to_str()
         .ok()
         .and_then(|l| public.join(asked).ok()?.join(l).ok());
-    let refuse = |why: &'static str, error: AccessError| {
+    // `about_the_session`: false when the target alone decides.
+    let refuse = |why: &'static str, error: AccessError, about_the_session: bool| {
         Err(RedirectRefused {
             why,
+            about_the_session,
             error,
             host: target
                 .as_ref()
@@ -523,18 +527,18 @@ fn check_redirect(
         })
     };
     let Some(to) = target.as_ref().filter(|t| t.origin() == public.origin()) else {
-        return refuse("redirect_off_gateway", AccessError::NotGranted);
+        return refuse("redirect_off_gateway", AccessError::NotGranted, false);
     };
     let now = app.clock.now();
     if let Ok(content) = ContentPath::from_path(to.path()) {
         return match session.grants.iter().find(|g| g.content == content) {
             Some(g) if session.grant_expiry(g) > now => Ok(()),
-            Some(_) => refuse("redirect_grant_expired", AccessError::GrantExpired),
-            None => refuse("redirect_not_granted", AccessError::NotGranted),
+            Some(_) => refuse("redirect_grant_expired", AccessError::GrantExpired, true),
+            None => refuse("redirect_not_granted", AccessError::NotGranted, true),
         };
     }
     let Ok(path) = crate::path::normalize(to.path()) else {
-        return refuse("redirect_bad_path", AccessError::NotGranted);
+        return refuse("redirect_bad_path", AccessError::NotGranted, false);
     };
     // 307 and 308 repeat the method; the others turn into a GET.
     let method = if matches!(status, 307 | 308) {
@@ -545,9 +549,9 @@ fn check_redirect(
     match crate::rules::decide(rules, &method, &path, Some(session), now) {
         Decision::Allow { .. } => Ok(()),
         Decision::Expired | Decision::Relaunch => {
-            refuse("redirect_grant_expired", AccessError::GrantExpired)
+            refuse("redirect_grant_expired", AccessError::GrantExpired, true)
         }
-        Decision::Outside => refuse("redirect_not_granted", AccessError::NotGranted),
+        Decision::Outside => refuse("redirect_not_granted", AccessError::NotGranted, true),
     }
 }
 

@@ -68,10 +68,8 @@ pub const MAX_LOGIN_STATES: Limits = Limits {
     bytes: 48 * 1024 * 1024,
 };
 
-/// The database.
-struct Db {
-    db: Database,
-}
+/// The database (every write to it is durable on commit).
+type Db = Database;
 
 /// One key-value write, applied by the writer thread inside a shared
 /// transaction. It returns what answers its caller once the transaction's
@@ -158,7 +156,7 @@ impl EmbeddedStore {
         tx.open_table(QUEUE_DUE).map_err(unavailable)?;
         tx.open_table(QUEUE_LEASES).map_err(unavailable)?;
         tx.commit().map_err(unavailable)?;
-        let db = Arc::new(Db { db });
+        let db = Arc::new(db);
         let reclaimed = Self::queue_write(&db, |q| q.reclaim_leases())?;
         if reclaimed > 0 {
             tracing::info!(
@@ -232,7 +230,7 @@ impl EmbeddedStore {
     /// A write transaction for key-value writes, durable on commit (redb's
     /// default).
     fn begin_kv_write(db: &Db) -> Result<redb::WriteTransaction, StoreError> {
-        db.db.begin_write().map_err(unavailable)
+        db.begin_write().map_err(unavailable)
     }
 
     /// A key-value write in a transaction of its own (the expiry sweep).
@@ -322,7 +320,7 @@ impl EmbeddedStore {
         db: &Db,
         f: impl FnOnce(&mut QueueTables<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let tx = db.db.begin_write().map_err(unavailable)?;
+        let tx = db.begin_write().map_err(unavailable)?;
         let out = {
             let mut tables = QueueTables {
                 items: tx.open_table(QUEUE_ITEMS).map_err(unavailable)?,
@@ -370,7 +368,7 @@ impl Store for EmbeddedStore {
         }
         let k = full_key(ns, key);
         self.blocking(move |db, now| {
-            let tx = db.db.begin_read().map_err(unavailable)?;
+            let tx = db.begin_read().map_err(unavailable)?;
             let table = tx.open_table(KV).map_err(unavailable)?;
             let Some(entry) = table.get(k.as_str()).map_err(unavailable)? else {
                 return Ok(None);
@@ -457,7 +455,7 @@ impl Store for EmbeddedStore {
         }
         let prefix = full_key(ns, "");
         self.blocking(move |db, now| {
-            let tx = db.db.begin_read().map_err(unavailable)?;
+            let tx = db.begin_read().map_err(unavailable)?;
             let table = tx.open_table(KV).map_err(unavailable)?;
             let mut n = 0;
             for item in table.range(prefix.as_str()..).map_err(unavailable)? {
@@ -557,7 +555,7 @@ impl Store for EmbeddedStore {
     async fn queue_get(&self, id: &str) -> Result<Option<Queued>, StoreError> {
         let id = id.to_owned();
         self.blocking(move |db, _| {
-            let tx = db.db.begin_read().map_err(unavailable)?;
+            let tx = db.begin_read().map_err(unavailable)?;
             let items = tx.open_table(QUEUE_ITEMS).map_err(unavailable)?;
             Ok(items.get(id.as_str()).map_err(unavailable)?.map(|v| {
                 let (due_at, payload) = split_due(v.value());
@@ -573,7 +571,7 @@ impl Store for EmbeddedStore {
 
     async fn queue_list(&self) -> Result<Vec<Queued>, StoreError> {
         self.blocking(move |db, _| {
-            let tx = db.db.begin_read().map_err(unavailable)?;
+            let tx = db.begin_read().map_err(unavailable)?;
             let items = tx.open_table(QUEUE_ITEMS).map_err(unavailable)?;
             let mut out = Vec::new();
             for item in items.iter().map_err(unavailable)? {
@@ -593,7 +591,7 @@ impl Store for EmbeddedStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.blocking(|db, _| {
-            let tx = db.db.begin_read().map_err(unavailable)?;
+            let tx = db.begin_read().map_err(unavailable)?;
             tx.open_table(KV).map_err(unavailable)?;
             Ok(())
         })

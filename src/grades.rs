@@ -55,6 +55,10 @@ pub struct GradesConfig {
     pub resource_ttl_sec: u64,
     pub request_timeout: std::time::Duration,
     pub poll_interval: std::time::Duration,
+    /// Deliveries in flight to one platform at most (per gateway process).
+    pub concurrent_per_platform: usize,
+    /// Deliveries in flight at most (per gateway process).
+    pub concurrent_total: usize,
 }
 
 impl std::fmt::Debug for GradesConfig {
@@ -64,6 +68,8 @@ impl std::fmt::Debug for GradesConfig {
             .field("aggregate_delay_sec", &self.aggregate_delay_sec)
             .field("max_attempts", &self.max_attempts)
             .field("composite_score_url", &self.composite_score_url)
+            .field("concurrent_per_platform", &self.concurrent_per_platform)
+            .field("concurrent_total", &self.concurrent_total)
             .finish_non_exhaustive()
     }
 }
@@ -177,25 +183,32 @@ pub struct GradedResource {
     pub updated_at: UnixTime,
 }
 
+/// The first 12 bytes of the SHA-256 of `parts` joined with NUL, in hex.
+fn hex_digest(parts: &[&str]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, parts.join("\0").as_bytes());
+    digest.as_ref()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 impl GradedResource {
+    /// The platform's queue group: deliveries to one registration share
+    /// its concurrency limit. A digest, so that no platform's text is in a
+    /// store key.
+    pub fn platform_group(&self) -> String {
+        hex_digest(&[self.issuer.as_str(), self.client_id.as_str()])
+    }
+
     /// A stable id: the same resource of the same user always has it.
     pub fn id(&self) -> String {
-        let digest = aws_lc_rs::digest::digest(
-            &aws_lc_rs::digest::SHA256,
-            [
-                self.issuer.as_str(),
-                self.client_id.as_str(),
-                self.sub.as_str(),
-                self.resource_link_id.as_str(),
-                self.usage_key.as_str(),
-            ]
-            .join("\0")
-            .as_bytes(),
-        );
-        digest.as_ref()[..12]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex_digest(&[
+            self.issuer.as_str(),
+            self.client_id.as_str(),
+            self.sub.as_str(),
+            self.resource_link_id.as_str(),
+            self.usage_key.as_str(),
+        ])
     }
 
     fn same_link(&self, other: &Self) -> bool {

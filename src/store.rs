@@ -115,25 +115,35 @@ pub trait Store: Send + Sync + 'static {
     /// How many live values the namespace holds (for operators and tests; O(n)).
     async fn count(&self, ns: Namespace) -> Result<usize, StoreError>;
 
-    /// Puts an item on the work queue, replacing any item with the same id
-    /// (even one that is claimed: its worker will then see it superseded).
+    /// Puts an item on the work queue in `group`, replacing any item with
+    /// the same id. A claimed item keeps its lease, so that no second worker
+    /// takes the new payload while the old one is in flight: the holder
+    /// finds it superseded when it finishes, and the new payload is then due
+    /// at `due_at` (or at once, if that has passed).
     async fn queue_put(
         &self,
         id: &str,
+        group: &str,
         payload: Vec<u8>,
         due_at: UnixTime,
     ) -> Result<(), StoreError>;
-    /// Atomically takes the earliest item due at `now`, moving its due time to
-    /// `lease_until` so that no other worker (or replica) takes it meanwhile.
-    /// A worker that dies before finishing gives the item back when the lease ends.
+    /// Atomically takes the earliest item due at `now` whose group is not in
+    /// `busy`, leasing it until `lease_until` so that no other worker (or
+    /// replica) takes it meanwhile. A worker that dies before finishing
+    /// gives the item back when the lease ends.
     async fn queue_claim(
         &self,
         now: UnixTime,
         lease_until: UnixTime,
+        busy: &[String],
     ) -> Result<Option<Queued>, StoreError>;
+    /// Extends the lease on a claimed item to `lease_until`. False when the
+    /// item is not leased (finished, or given back).
+    async fn queue_renew(&self, id: &str, lease_until: UnixTime) -> Result<bool, StoreError>;
     /// Finishes a claimed item if its payload is still `claimed`: deletes it
     /// (`next` = None) or replaces it and its due time. False when the item
-    /// was superseded or removed meanwhile; then nothing is changed.
+    /// was superseded or removed meanwhile; then only the lease is given back,
+    /// and a superseding payload is due when its `queue_put` asked.
     async fn queue_finish(
         &self,
         id: &str,
@@ -152,6 +162,9 @@ pub trait Store: Send + Sync + 'static {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queued {
     pub id: String,
+    /// What the item is limited with: the worker claims no more than a few
+    /// items of one group at a time (a platform, for grade deliveries).
+    pub group: String,
     pub payload: Vec<u8>,
     pub due_at: UnixTime,
 }

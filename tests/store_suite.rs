@@ -566,6 +566,183 @@ async fn ping_answers(b: &Backend) {
     b.store.ping().await.expect("ping again");
 }
 
+/// Claims `now` with no group busy, as (id, payload).
+async fn claim(b: &Backend, busy: &[&str]) -> Option<(String, Vec<u8>)> {
+    let busy: Vec<String> = busy.iter().map(|g| (*g).to_owned()).collect();
+    let now = b.now();
+    b.store
+        .queue_claim(now, now + 15, &busy)
+        .await
+        .expect("claim")
+        .map(|q| (q.id, q.payload))
+}
+
+/// The queue hands out the earliest due item, once, and nothing not yet due.
+async fn queue_claims_in_due_order_once(b: &Backend) {
+    let s = &b.store;
+    let now = b.now();
+    s.queue_put("late", "p1", b"3".to_vec(), now - 1)
+        .await
+        .expect("put");
+    s.queue_put("early", "p2", b"1".to_vec(), now - 30)
+        .await
+        .expect("put");
+    s.queue_put("middle", "p1", b"2".to_vec(), now - 10)
+        .await
+        .expect("put");
+    s.queue_put("future", "p2", b"4".to_vec(), now + 60)
+        .await
+        .expect("put");
+    let order: Vec<String> = [
+        claim(b, &[]).await,
+        claim(b, &[]).await,
+        claim(b, &[]).await,
+        claim(b, &[]).await,
+    ]
+    .into_iter()
+    .map(|c| c.map_or_else(|| "-".to_owned(), |(id, _)| id))
+    .collect();
+    assert_eq!(order, ["early", "middle", "late", "-"]);
+    let listed: Vec<(String, String)> = s
+        .queue_list()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|q| (q.id, q.group))
+        .collect();
+    assert_eq!(listed.len(), 4, "claimed items stay listed: {listed:?}");
+    assert!(listed.contains(&("future".to_owned(), "p2".to_owned())));
+}
+
+/// A claim skips the groups it is told are busy, however early their items
+/// are due: a platform at its limit does not hold up the others.
+async fn queue_claim_skips_busy_groups(b: &Backend) {
+    let s = &b.store;
+    let now = b.now();
+    for i in 0..5 {
+        s.queue_put(&format!("slow{i}"), "slow", b"s".to_vec(), now - 100 + i)
+            .await
+            .expect("put");
+    }
+    s.queue_put("fast", "fast", b"f".to_vec(), now)
+        .await
+        .expect("put");
+    assert_eq!(
+        claim(b, &["slow"]).await.map(|(id, _)| id).as_deref(),
+        Some("fast")
+    );
+    assert_eq!(claim(b, &["slow", "fast"]).await, None);
+    assert_eq!(
+        claim(b, &["fast"]).await.map(|(id, _)| id).as_deref(),
+        Some("slow0")
+    );
+    let got = s.queue_get("slow1").await.expect("get").expect("item");
+    assert_eq!(got.group, "slow");
+}
+
+/// A lease keeps an item from a second claim until it ends; a renewal
+/// extends it; once it ends the item is claimable again (a dead worker's
+/// item is picked up).
+async fn queue_leases_end_unless_renewed(b: &Backend) {
+    let s = &b.store;
+    let now = b.now();
+    s.queue_put("a", "g", b"x".to_vec(), now)
+        .await
+        .expect("put");
+    s.queue_put("b", "g", b"y".to_vec(), now)
+        .await
+        .expect("put");
+    let a = s.queue_claim(now, now + 15, &[]).await.expect("claim");
+    let c = s.queue_claim(now, now + 15, &[]).await.expect("claim");
+    let (a, c) = (a.expect("a"), c.expect("b"));
+    assert_eq!((a.id.as_str(), c.id.as_str()), ("a", "b"));
+    assert!(s.queue_renew("a", now + 30).await.expect("renew"));
+    b.clock.advance(16);
+    let after = b.now();
+    let again = s.queue_claim(after, after + 15, &[]).await.expect("claim");
+    assert_eq!(
+        again.map(|q| q.id).as_deref(),
+        Some("b"),
+        "b's lease ended; a's was renewed"
+    );
+    assert!(
+        s.queue_claim(after, after + 15, &[])
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    assert!(s.queue_finish("a", b"x", None).await.expect("finish"));
+    assert!(
+        !s.queue_renew("a", after + 30).await.expect("renew"),
+        "a finished item has no lease to renew"
+    );
+    assert!(!s.queue_renew("never", after + 30).await.expect("renew"));
+}
+
+/// A newer payload put while the old one is in flight is not handed out
+/// until the holder finishes (one id is never in flight twice); the holder
+/// then finds it superseded, and the new payload is due at once.
+async fn queue_put_on_a_leased_item_waits_for_its_holder(b: &Backend) {
+    let s = &b.store;
+    let now = b.now();
+    s.queue_put("r", "g", b"old".to_vec(), now)
+        .await
+        .expect("put");
+    let held = claim(b, &[]).await.expect("claimed");
+    assert_eq!(held.1, b"old");
+    s.queue_put("r", "g", b"new".to_vec(), now)
+        .await
+        .expect("put newer");
+    assert_eq!(
+        claim(b, &[]).await,
+        None,
+        "the newer payload waits while the old one is in flight"
+    );
+    assert!(
+        !s.queue_finish("r", b"old", None).await.expect("finish"),
+        "the holder finds its payload superseded"
+    );
+    assert_eq!(
+        claim(b, &[]).await,
+        Some(("r".to_owned(), b"new".to_vec())),
+        "the newer payload is due once the holder is done"
+    );
+    // Finished with a next payload: it is due when asked, and not before.
+    assert!(
+        s.queue_finish("r", b"new", Some((b"retry".to_vec(), now + 20)))
+            .await
+            .expect("finish")
+    );
+    assert_eq!(claim(b, &[]).await, None);
+    b.clock.advance(20);
+    assert_eq!(
+        claim(b, &[]).await,
+        Some(("r".to_owned(), b"retry".to_vec()))
+    );
+    assert!(s.queue_finish("r", b"retry", None).await.expect("finish"));
+    assert_eq!(s.queue_get("r").await.expect("get"), None);
+    assert!(s.queue_list().await.expect("list").is_empty());
+}
+
+/// Moving an item to another group (a re-registered platform) leaves no
+/// trace in the old one.
+async fn queue_put_moves_an_item_between_groups(b: &Backend) {
+    let s = &b.store;
+    let now = b.now();
+    s.queue_put("r", "one", b"1".to_vec(), now)
+        .await
+        .expect("put");
+    s.queue_put("r", "two", b"2".to_vec(), now)
+        .await
+        .expect("put");
+    assert_eq!(claim(b, &["two"]).await, None);
+    assert_eq!(
+        claim(b, &["one"]).await,
+        Some(("r".to_owned(), b"2".to_vec()))
+    );
+    assert_eq!(s.queue_list().await.expect("list").len(), 1);
+}
+
 /// Instantiates every shared property once per backend.
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
@@ -603,6 +780,11 @@ suite!(
     concurrent_updates_all_land,
     count_counts_live_values_of_one_namespace,
     ping_answers,
+    queue_claims_in_due_order_once,
+    queue_claim_skips_busy_groups,
+    queue_leases_end_unless_renewed,
+    queue_put_on_a_leased_item_waits_for_its_holder,
+    queue_put_moves_an_item_between_groups,
 );
 
 // ---------------------------------------------------------------------------
@@ -1057,22 +1239,22 @@ async fn embedded_reclaims_a_dead_process_leases_on_open() {
         let store =
             Arc::new(EmbeddedStore::open(&path, clock.clone() as Arc<dyn Clock>).expect("open"));
         store
-            .queue_put("leased", b"one".to_vec(), now)
+            .queue_put("leased", "", b"one".to_vec(), now)
             .await
             .expect("put");
         store
-            .queue_put("later", b"two".to_vec(), now + 900)
+            .queue_put("later", "", b"two".to_vec(), now + 900)
             .await
             .expect("put");
         let claimed = store
-            .queue_claim(now, now + 300)
+            .queue_claim(now, now + 300, &[])
             .await
             .expect("claim")
             .expect("one due");
         assert_eq!(claimed.id, "leased");
         assert!(
             store
-                .queue_claim(now, now + 300)
+                .queue_claim(now, now + 300, &[])
                 .await
                 .expect("claim")
                 .is_none()
@@ -1082,7 +1264,7 @@ async fn embedded_reclaims_a_dead_process_leases_on_open() {
     }
     let store = EmbeddedStore::open(&path, clock.clone() as Arc<dyn Clock>).expect("reopen");
     let again = store
-        .queue_claim(now, now + 300)
+        .queue_claim(now, now + 300, &[])
         .await
         .expect("claim")
         .expect("the dead process's lease was reclaimed at open");
@@ -1092,7 +1274,7 @@ async fn embedded_reclaims_a_dead_process_leases_on_open() {
     );
     assert!(
         store
-            .queue_claim(now, now + 300)
+            .queue_claim(now, now + 300, &[])
             .await
             .expect("claim")
             .is_none(),
@@ -1109,9 +1291,127 @@ async fn embedded_reclaims_a_dead_process_leases_on_open() {
     // A lease taken by this process is not reclaimed by anything but its end.
     assert!(
         store
-            .queue_claim(now, now + 300)
+            .queue_claim(now, now + 300, &[])
             .await
             .expect("claim")
             .is_none()
+    );
+}
+
+/// A grade queue written before deliveries had groups (one `queue_due`
+/// order table) is moved into group "" when the embedded store opens: its
+/// items are claimed as before, and a newer put moves one to its group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_opens_a_queue_written_before_groups() {
+    const ITEMS: redb::TableDefinition<'_, &str, &[u8]> = redb::TableDefinition::new("queue_items");
+    const DUE: redb::TableDefinition<'_, (u64, &str), ()> = redb::TableDefinition::new("queue_due");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store.redb");
+    let clock = ManualClock::new();
+    let now = clock.now();
+    {
+        // The old layout: id → due (8 bytes, big-endian) + payload, and (due, id).
+        let db = redb::Database::create(&path).expect("create");
+        let tx = db.begin_write().expect("write");
+        {
+            let mut items = tx.open_table(ITEMS).expect("items");
+            let mut due = tx.open_table(DUE).expect("due");
+            for (id, at, payload) in [("old1", now - 5, &b"one"[..]), ("old2", now + 60, b"two")] {
+                let mut entry = at.to_be_bytes().to_vec();
+                entry.extend_from_slice(payload);
+                items.insert(id, entry.as_slice()).expect("insert");
+                due.insert((at, id), ()).expect("insert");
+            }
+        }
+        tx.commit().expect("commit");
+    }
+    let store = EmbeddedStore::open(&path, clock.clone() as Arc<dyn Clock>).expect("open");
+    let first = store
+        .queue_claim(now, now + 15, &[])
+        .await
+        .expect("claim")
+        .expect("the old item that is due");
+    assert_eq!(
+        (
+            first.id.as_str(),
+            first.group.as_str(),
+            first.payload.as_slice()
+        ),
+        ("old1", "", &b"one"[..])
+    );
+    assert!(
+        store
+            .queue_claim(now, now + 15, &[])
+            .await
+            .expect("claim")
+            .is_none(),
+        "old2 keeps its due time"
+    );
+    store
+        .queue_put("old2", "p", b"newer".to_vec(), now)
+        .await
+        .expect("put");
+    let moved = store
+        .queue_claim(now, now + 15, &[String::new()])
+        .await
+        .expect("claim")
+        .expect("old2, now in group p");
+    assert_eq!((moved.id.as_str(), moved.group.as_str()), ("old2", "p"));
+    assert_eq!(store.queue_list().await.expect("list").len(), 2);
+}
+
+/// The same on Redis: items written with the old layout (a hash and one
+/// sorted set, `<prefix>queue:due`) are group "" and claimed as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_serves_a_queue_written_before_groups() {
+    let b = Backend::redis();
+    let Guard::Redis(redis) = &b.guard else {
+        unreachable!("a redis backend")
+    };
+    let now = b.now();
+    let client = ::redis::Client::open(redis.url()).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    for (id, at, payload) in [("old1", now - 5, "one"), ("old2", now + 60, "two")] {
+        let () = ::redis::cmd("HSET")
+            .arg(format!("{PREFIX}queue:items"))
+            .arg(id)
+            .arg(payload)
+            .query_async::<i64>(&mut conn)
+            .await
+            .map(drop)
+            .expect("hset");
+        let () = ::redis::cmd("ZADD")
+            .arg(format!("{PREFIX}queue:due"))
+            .arg(at)
+            .arg(id)
+            .query_async::<i64>(&mut conn)
+            .await
+            .map(drop)
+            .expect("zadd");
+    }
+    assert_eq!(
+        claim(&b, &[]).await,
+        Some(("old1".to_owned(), b"one".to_vec()))
+    );
+    assert_eq!(claim(&b, &[]).await, None, "old2 keeps its due time");
+    b.store
+        .queue_put("old2", "p", b"newer".to_vec(), now)
+        .await
+        .expect("put");
+    assert_eq!(claim(&b, &["p"]).await, None);
+    assert_eq!(
+        claim(&b, &[""]).await,
+        Some(("old2".to_owned(), b"newer".to_vec()))
+    );
+    let listed = b.store.queue_list().await.expect("list");
+    assert_eq!(
+        listed
+            .iter()
+            .map(|q| (q.id.as_str(), q.group.as_str()))
+            .collect::<Vec<_>>(),
+        [("old1", ""), ("old2", "p")]
     );
 }

@@ -14,6 +14,8 @@ pub const DEFAULT_COMPOSITE_SCORE_URL: &str =
 pub const DEFAULT_RESOURCE_TTL_DAYS: u64 = 365;
 pub const DEFAULT_GRADES_REQUEST_TIMEOUT_SEC: u64 = 15;
 pub const DEFAULT_POLL_INTERVAL_MS: u64 = 1000;
+pub const DEFAULT_CONCURRENT_PER_PLATFORM: u64 = 4;
+pub const DEFAULT_CONCURRENT_TOTAL: u64 = 32;
 const MIN_TOKEN_BYTES: usize = 16;
 
 impl Validator<'_> {
@@ -81,6 +83,22 @@ impl Validator<'_> {
             0 => return Err(self.err("grades.max_attempts", "must be greater than 0")),
             n => n,
         };
+        let per_platform = self.positive(
+            "grades.concurrent_per_platform",
+            raw.concurrent_per_platform,
+            DEFAULT_CONCURRENT_PER_PLATFORM,
+        )?;
+        let total = self.positive(
+            "grades.concurrent_total",
+            raw.concurrent_total,
+            DEFAULT_CONCURRENT_TOTAL,
+        )?;
+        if per_platform > total {
+            return Err(self.err(
+                "grades.concurrent_per_platform",
+                format!("must not exceed grades.concurrent_total ({total})"),
+            ));
+        }
         Ok(Some(GradesConfig {
             listen,
             token,
@@ -104,6 +122,8 @@ impl Validator<'_> {
                 raw.poll_interval_ms,
                 DEFAULT_POLL_INTERVAL_MS,
             )?),
+            concurrent_per_platform: per_platform.try_into().unwrap_or(usize::MAX),
+            concurrent_total: total.try_into().unwrap_or(usize::MAX),
         }))
     }
 }

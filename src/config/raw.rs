@@ -49,6 +49,8 @@ pub struct Grades {
     pub resource_ttl_days: Option<u64>,
     pub request_timeout_sec: Option<u64>,
     pub poll_interval_ms: Option<u64>,
+    pub concurrent_per_platform: Option<u64>,
+    pub concurrent_total: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1274,3 +1274,38 @@ fn upstream_cookie_domain_defaults_to_the_host_and_matches_subdomains() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// [grades]
+
+fn grades(more: &str) -> String {
+    with(&format!(
+        "[upstream]\nurl = \"http://lms:8000\"\n{UPSTREAM_KEY}\n\
+         [grades]\ntoken = \"score-api-token-0123\"\n{more}\n"
+    ))
+}
+
+#[test]
+fn grades_concurrency_defaults_and_bounds() {
+    let f = Fixture::new();
+    let g = f.ok(&grades("")).grades.expect("grades");
+    assert_eq!((g.concurrent_per_platform, g.concurrent_total), (4, 32));
+    let g = f
+        .ok(&grades("concurrent_per_platform = 1\nconcurrent_total = 1"))
+        .grades
+        .expect("grades");
+    assert_eq!((g.concurrent_per_platform, g.concurrent_total), (1, 1));
+    f.refused(
+        &grades("concurrent_per_platform = 0"),
+        "grades.concurrent_per_platform",
+    );
+    f.refused(&grades("concurrent_total = 0"), "grades.concurrent_total");
+    let err = f.refused(
+        &grades("concurrent_per_platform = 8\nconcurrent_total = 4"),
+        "grades.concurrent_per_platform",
+    );
+    assert!(
+        err.to_string().contains("grades.concurrent_total (4)"),
+        "{err}"
+    );
+}

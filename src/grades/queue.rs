@@ -73,7 +73,10 @@ pub async fn enqueue(
     due_at: UnixTime,
 ) -> Result<String, StoreError> {
     let id = delivery.resource.id();
-    store.queue_put(&id, delivery.encode()?, due_at).await?;
+    let group = delivery.resource.platform_group();
+    store
+        .queue_put(&id, &group, delivery.encode()?, due_at)
+        .await?;
     Ok(id)
 }
 
@@ -84,6 +87,7 @@ pub async fn list(store: &dyn Store, failed_only: bool) -> Result<Vec<Listed>, S
         id,
         payload,
         due_at,
+        ..
     } in store.queue_list().await?
     {
         let delivery = Delivery::decode(&payload)?;

@@ -66,6 +66,8 @@ fn fixture() -> Fixture {
         resource_ttl_sec: 86_400,
         request_timeout: Duration::from_secs(5),
         poll_interval: Duration::from_secs(30),
+        concurrent_per_platform: 4,
+        concurrent_total: 32,
     };
     let lms = Lms {
         asserter,

@@ -1,17 +1,25 @@
-//! The delivery loop: claims due deliveries and sends them.
+//! The delivery loop: claims due deliveries and sends them, several at once.
 //!
-//! Each gateway runs one loop. A delivery is claimed atomically in the store
-//! with a lease, so with several replicas on one Redis each delivery is sent
-//! by one replica; a replica that dies mid-delivery gives it back when the
-//! lease ends. Network errors, 5xx and 429 are retried with exponential
+//! Each gateway runs one loop, which keeps up to `concurrent_total`
+//! deliveries in flight, and up to `concurrent_per_platform` to any one
+//! platform: the claim skips the platforms that are at their limit, so a
+//! slow or failing platform delays only its own scores. A delivery is
+//! claimed atomically in the store with a short lease, renewed while it is
+//! sent, so with several replicas on one Redis each delivery is sent by one
+//! replica, and a replica that dies mid-delivery gives it back within
+//! [`LEASE_SEC`]. One id is never in flight twice: a newer score for a
+//! resource that is being sent waits for that send to finish, then goes
+//! (last wins). Network errors, 5xx and 429 are retried with exponential
 //! back-off and full jitter (honouring `Retry-After`); a refusal retrying
 //! cannot fix, or too many attempts, parks the delivery as failed with its
 //! last error.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::ags::{self, AgsError};
@@ -22,33 +30,31 @@ use crate::clock::UnixTime;
 use crate::session::UserRef;
 use crate::store::Queued;
 
-/// How long a claimed delivery stays out of other workers' reach.
-const LEASE_SEC: u64 = 300;
+/// How long a claimed delivery stays out of other workers' reach without a
+/// renewal: the longest a dead replica's delivery waits for another.
+pub const LEASE_SEC: u64 = 15;
+/// How often a delivery in flight renews its lease.
+const RENEW_EVERY: Duration = Duration::from_secs(5);
 /// The wait between attempts: 20 s after the first failure, doubling, at most an hour.
 const RETRY: Backoff = Backoff::new(Duration::from_secs(20), Duration::from_secs(3600));
 
 /// Runs the delivery loop until `shutdown`. Once it is cancelled nothing
-/// new is claimed; a delivery in flight gets `grace` to finish and is then
-/// abandoned with its lease given back (due at once), so that the next
-/// process sends it without waiting for the lease to end.
+/// new is claimed; deliveries in flight get `grace` to finish and are then
+/// abandoned with their leases given back (due at once), so that the next
+/// process sends them without waiting for the leases to end.
 pub async fn run(app: Arc<Grades>, shutdown: CancellationToken, grace: Duration) {
     let config = &app.config;
-    loop {
-        while !shutdown.is_cancelled() {
+    let mut tasks = JoinSet::new();
+    // What each task in flight holds, to count per platform and to give back.
+    let mut held: HashMap<tokio::task::Id, Queued> = HashMap::new();
+    while !shutdown.is_cancelled() {
+        while held.len() < config.concurrent_total && !shutdown.is_cancelled() {
+            let busy = busy_groups(&held, config.concurrent_per_platform);
             let now = app.clock.now();
-            match app.store.queue_claim(now, now + LEASE_SEC).await {
+            match app.store.queue_claim(now, now + LEASE_SEC, &busy).await {
                 Ok(Some(item)) => {
-                    let (id, claimed) = (item.id.clone(), item.payload.clone());
-                    tokio::select! {
-                        () = process(&app, item) => {}
-                        () = async {
-                            shutdown.cancelled().await;
-                            tokio::time::sleep(grace).await;
-                        } => {
-                            abandon(&app, &id, claimed).await;
-                            return;
-                        }
-                    }
+                    let task = tasks.spawn(send_leased(app.clone(), item.clone()));
+                    held.insert(task.id(), item);
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -58,9 +64,84 @@ pub async fn run(app: Arc<Grades>, shutdown: CancellationToken, grace: Duration)
             }
         }
         tokio::select! {
-            () = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => {}
+            Some(done) = tasks.join_next_with_id() => finished(&mut held, done),
             () = app.wake.notified() => {}
             () = tokio::time::sleep(config.poll_interval) => {}
+        }
+    }
+    let deadline = tokio::time::sleep(grace);
+    tokio::pin!(deadline);
+    while !held.is_empty() {
+        tokio::select! {
+            () = &mut deadline => break,
+            Some(done) = tasks.join_next_with_id() => finished(&mut held, done),
+        }
+    }
+    tasks.abort_all();
+    while let Some(done) = tasks.join_next_with_id().await {
+        if done.is_ok() {
+            finished(&mut held, done);
+        }
+    }
+    for item in held.into_values() {
+        abandon(&app, &item.id, item.payload).await;
+    }
+}
+
+/// The platforms (queue groups) with `limit` deliveries in flight.
+fn busy_groups(held: &HashMap<tokio::task::Id, Queued>, limit: usize) -> Vec<String> {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for item in held.values() {
+        *counts.entry(item.group.as_str()).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .filter(|&(_, n)| n >= limit)
+        .map(|(group, _)| group.to_owned())
+        .collect()
+}
+
+/// Forgets a task that has ended. A task that panicked leaves its lease to
+/// end on its own.
+fn finished(
+    held: &mut HashMap<tokio::task::Id, Queued>,
+    done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+) {
+    let id = match done {
+        Ok((id, ())) => id,
+        Err(e) => {
+            if e.is_panic() {
+                tracing::error!("a score delivery panicked; it is retried when its lease ends");
+            }
+            e.id()
+        }
+    };
+    held.remove(&id);
+}
+
+/// Sends one claimed delivery, renewing its lease until it is finished.
+async fn send_leased(app: Arc<Grades>, item: Queued) {
+    let id = item.id.clone();
+    let work = process(&app, item);
+    tokio::pin!(work);
+    let mut renew =
+        tokio::time::interval_at(tokio::time::Instant::now() + RENEW_EVERY, RENEW_EVERY);
+    loop {
+        tokio::select! {
+            () = &mut work => return,
+            _ = renew.tick() => {
+                let until = app.clock.now() + LEASE_SEC;
+                match app.store.queue_renew(&id, until).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::debug!(id, "delivery no longer leased while in flight"),
+                    Err(e) => tracing::warn!(
+                        id,
+                        error = %e,
+                        "could not renew a delivery's lease; another worker may send it too"
+                    ),
+                }
+            }
         }
     }
 }

@@ -44,11 +44,19 @@ use crate::clock::{Clock, UnixTime};
 const KV: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("kv");
 /// Queue items: id → due time (8 bytes) + payload.
 const QUEUE_ITEMS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("queue_items");
-/// Queue order: (due time, id).
-const QUEUE_DUE: TableDefinition<'_, (u64, &str), ()> = TableDefinition::new("queue_due");
-/// Claimed items: the due time each had before its claim. One process owns
-/// the file, so a lease found at open belongs to a process that died (or
-/// stopped mid-delivery): [`EmbeddedStore::open`] makes its item due again.
+/// Queue items' groups: id → group (absent: group "").
+const QUEUE_GROUPS: TableDefinition<'_, &str, &str> = TableDefinition::new("queue_groups");
+/// Queue order: (group, due time, id), so that each group's earliest item
+/// is one seek away.
+const QUEUE_ORDER: TableDefinition<'_, (&str, u64, &str), ()> = TableDefinition::new("queue_order");
+/// Queue order before groups existed: (due time, id). Its entries are moved
+/// to [`QUEUE_ORDER`], in group "", when the file is opened.
+const LEGACY_QUEUE_DUE: TableDefinition<'_, (u64, &str), ()> = TableDefinition::new("queue_due");
+/// Claimed items: the due time each has once its lease is given back (the
+/// one it had before its claim, or the one a superseding put asked for).
+/// One process owns the file, so a lease found at open belongs to a process
+/// that died (or stopped mid-delivery): [`EmbeddedStore::open`] makes its
+/// item due again.
 const QUEUE_LEASES: TableDefinition<'_, &str, u64> = TableDefinition::new("queue_leases");
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// redb's page cache. Sessions live on disk; memory holds only the hot part,
@@ -153,10 +161,12 @@ impl EmbeddedStore {
         let tx = db.begin_write().map_err(unavailable)?;
         tx.open_table(KV).map_err(unavailable)?;
         tx.open_table(QUEUE_ITEMS).map_err(unavailable)?;
-        tx.open_table(QUEUE_DUE).map_err(unavailable)?;
+        tx.open_table(QUEUE_GROUPS).map_err(unavailable)?;
+        tx.open_table(QUEUE_ORDER).map_err(unavailable)?;
         tx.open_table(QUEUE_LEASES).map_err(unavailable)?;
         tx.commit().map_err(unavailable)?;
         let db = Arc::new(db);
+        Self::move_legacy_queue_order(&db)?;
         let reclaimed = Self::queue_write(&db, |q| q.reclaim_leases())?;
         if reclaimed > 0 {
             tracing::info!(
@@ -251,57 +261,103 @@ impl EmbeddedStore {
 /// The queue tables, open in one write transaction.
 struct QueueTables<'t> {
     items: redb::Table<'t, &'static str, &'static [u8]>,
-    due: redb::Table<'t, (u64, &'static str), ()>,
+    groups: redb::Table<'t, &'static str, &'static str>,
+    order: redb::Table<'t, (&'static str, u64, &'static str), ()>,
     leases: redb::Table<'t, &'static str, u64>,
 }
 
 impl QueueTables<'_> {
-    fn get(&self, id: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        Ok(self
-            .items
-            .get(id)
-            .map_err(unavailable)?
-            .map(|v| split_due(v.value())))
+    /// An item: its due time, payload and group.
+    fn get(&self, id: &str) -> Result<Option<(u64, Vec<u8>, String)>, StoreError> {
+        let Some(entry) = self.items.get(id).map_err(unavailable)? else {
+            return Ok(None);
+        };
+        let (due, payload) = split_due(entry.value());
+        Ok(Some((due, payload, self.group_of(id)?)))
     }
 
-    fn set(&mut self, id: &str, payload: &[u8], due_at: u64) -> Result<(), StoreError> {
-        if let Some((old_due, _)) = self.get(id)? {
-            self.due.remove((old_due, id)).map_err(unavailable)?;
+    fn group_of(&self, id: &str) -> Result<String, StoreError> {
+        Ok(self
+            .groups
+            .get(id)
+            .map_err(unavailable)?
+            .map(|g| g.value().to_owned())
+            .unwrap_or_default())
+    }
+
+    /// Writes an item in `group` with `due_at`.
+    fn set(
+        &mut self,
+        id: &str,
+        group: &str,
+        payload: &[u8],
+        due_at: u64,
+    ) -> Result<(), StoreError> {
+        if let Some((old_due, _, old_group)) = self.get(id)? {
+            self.order
+                .remove((old_group.as_str(), old_due, id))
+                .map_err(unavailable)?;
         }
         self.items
             .insert(id, encode_entry(due_at, payload).as_slice())
             .map_err(unavailable)?;
-        self.due.insert((due_at, id), ()).map_err(unavailable)?;
+        if group.is_empty() {
+            self.groups.remove(id).map_err(unavailable)?;
+        } else {
+            self.groups.insert(id, group).map_err(unavailable)?;
+        }
+        self.order
+            .insert((group, due_at, id), ())
+            .map_err(unavailable)?;
         Ok(())
     }
 
     fn remove(&mut self, id: &str) -> Result<(), StoreError> {
-        if let Some((old_due, _)) = self.get(id)? {
-            self.due.remove((old_due, id)).map_err(unavailable)?;
+        if let Some((old_due, _, old_group)) = self.get(id)? {
+            self.order
+                .remove((old_group.as_str(), old_due, id))
+                .map_err(unavailable)?;
         }
         self.items.remove(id).map_err(unavailable)?;
-        self.release(id)
-    }
-
-    /// Forgets the lease on `id`, if it has one.
-    fn release(&mut self, id: &str) -> Result<(), StoreError> {
+        self.groups.remove(id).map_err(unavailable)?;
         self.leases.remove(id).map_err(unavailable)?;
         Ok(())
     }
 
-    /// Makes every leased item due again at the time it had before its
-    /// claim, and drops the leases. Returns how many there were.
+    /// The earliest item of each group, in group order.
+    fn group_heads(&self) -> Result<Vec<(String, u64, String)>, StoreError> {
+        let mut heads = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            // Every real due time is below u64::MAX (parked is 2^52), so
+            // (group, MAX, "") sorts after all of the group's entries.
+            let mut range = match &after {
+                None => self.order.range::<(&str, u64, &str)>(..),
+                Some(group) => self.order.range((group.as_str(), u64::MAX, "")..),
+            }
+            .map_err(unavailable)?;
+            let Some(entry) = range.next().transpose().map_err(unavailable)? else {
+                return Ok(heads);
+            };
+            let (group, due, id) = entry.0.value();
+            heads.push((group.to_owned(), due, id.to_owned()));
+            after = Some(group.to_owned());
+        }
+    }
+
+    /// Makes every leased item due again at the time its lease recorded,
+    /// and drops the leases. Returns how many there were.
     fn reclaim_leases(&mut self) -> Result<usize, StoreError> {
         let mut leased = Vec::new();
         for entry in self.leases.iter().map_err(unavailable)? {
-            let (id, before) = entry.map_err(unavailable)?;
-            leased.push((id.value().to_owned(), before.value()));
+            let (id, after) = entry.map_err(unavailable)?;
+            leased.push((id.value().to_owned(), after.value()));
         }
-        for (id, before) in &leased {
-            if let Some((_, payload)) = self.get(id)? {
-                self.set(id, &payload, *before)?;
+        for (id, after) in &leased {
+            if let Some((_, payload, group)) = self.get(id)? {
+                self.set(id, &group, &payload, *after)?;
             }
-            self.release(id)?;
+            self.leases.remove(id.as_str()).map_err(unavailable)?;
         }
         Ok(leased.len())
     }
@@ -324,13 +380,45 @@ impl EmbeddedStore {
         let out = {
             let mut tables = QueueTables {
                 items: tx.open_table(QUEUE_ITEMS).map_err(unavailable)?,
-                due: tx.open_table(QUEUE_DUE).map_err(unavailable)?,
+                groups: tx.open_table(QUEUE_GROUPS).map_err(unavailable)?,
+                order: tx.open_table(QUEUE_ORDER).map_err(unavailable)?,
                 leases: tx.open_table(QUEUE_LEASES).map_err(unavailable)?,
             };
             f(&mut tables)?
         };
         tx.commit().map_err(unavailable)?;
         Ok(out)
+    }
+
+    /// Moves a queue written before groups existed (`queue_due`) into
+    /// [`QUEUE_ORDER`], in group "", and deletes the old table.
+    fn move_legacy_queue_order(db: &Db) -> Result<(), StoreError> {
+        let tx = db.begin_write().map_err(unavailable)?;
+        let moved = {
+            let mut order = tx.open_table(QUEUE_ORDER).map_err(unavailable)?;
+            let legacy = match tx.open_table(LEGACY_QUEUE_DUE) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+                Err(e) => return Err(unavailable(e)),
+            };
+            let mut moved = 0usize;
+            for entry in legacy.iter().map_err(unavailable)? {
+                let (key, _) = entry.map_err(unavailable)?;
+                let (due, id) = key.value();
+                order.insert(("", due, id), ()).map_err(unavailable)?;
+                moved += 1;
+            }
+            moved
+        };
+        tx.delete_table(LEGACY_QUEUE_DUE).map_err(unavailable)?;
+        tx.commit().map_err(unavailable)?;
+        if moved > 0 {
+            tracing::info!(
+                deliveries = moved,
+                "grade queue moved to its per-platform order"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -475,16 +563,24 @@ impl Store for EmbeddedStore {
     async fn queue_put(
         &self,
         id: &str,
+        group: &str,
         payload: Vec<u8>,
         due_at: UnixTime,
     ) -> Result<(), StoreError> {
-        let id = id.to_owned();
-        // A new payload replaces the item, and any claim on the old one: the
-        // worker that holds it finds it superseded.
+        let (id, group) = (id.to_owned(), group.to_owned());
         self.blocking(move |db, _| {
             Self::queue_write(db, |q| {
-                q.set(&id, &payload, due_at)?;
-                q.release(&id)
+                // A leased item keeps its lease end as its due time; the
+                // lease remembers when the new payload is due.
+                let leased = q.leases.get(id.as_str()).map_err(unavailable)?.is_some();
+                let due = match q.get(&id)? {
+                    Some((lease_end, _, _)) if leased => {
+                        q.leases.insert(id.as_str(), due_at).map_err(unavailable)?;
+                        lease_end
+                    }
+                    _ => due_at,
+                };
+                q.set(&id, &group, &payload, due)
             })
         })
         .await
@@ -494,33 +590,47 @@ impl Store for EmbeddedStore {
         &self,
         now: UnixTime,
         lease_until: UnixTime,
+        busy: &[String],
     ) -> Result<Option<Queued>, StoreError> {
+        let busy = busy.to_vec();
         self.blocking(move |db, _| {
             Self::queue_write(db, |q| {
                 let first = q
-                    .due
-                    .range((0u64, "")..)
-                    .map_err(unavailable)?
-                    .next()
-                    .transpose()
-                    .map_err(unavailable)?
-                    .map(|(k, _)| {
-                        let (due, id) = k.value();
-                        (due, id.to_owned())
-                    });
-                let Some((due, id)) = first.filter(|(due, _)| *due <= now) else {
+                    .group_heads()?
+                    .into_iter()
+                    .filter(|(group, due, _)| *due <= now && !busy.contains(group))
+                    .min_by_key(|(_, due, _)| *due);
+                let Some((group, due, id)) = first else {
                     return Ok(None);
                 };
-                let Some((_, payload)) = q.get(&id)? else {
+                let Some((_, payload, _)) = q.get(&id)? else {
                     return Ok(None);
                 };
-                q.set(&id, &payload, lease_until)?;
+                q.set(&id, &group, &payload, lease_until)?;
                 q.leases.insert(id.as_str(), due).map_err(unavailable)?;
                 Ok(Some(Queued {
                     id,
+                    group,
                     payload,
                     due_at: lease_until,
                 }))
+            })
+        })
+        .await
+    }
+
+    async fn queue_renew(&self, id: &str, lease_until: UnixTime) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.blocking(move |db, _| {
+            Self::queue_write(db, |q| {
+                if q.leases.get(id.as_str()).map_err(unavailable)?.is_none() {
+                    return Ok(false);
+                }
+                let Some((_, payload, group)) = q.get(&id)? else {
+                    return Ok(false);
+                };
+                q.set(&id, &group, &payload, lease_until)?;
+                Ok(true)
             })
         })
         .await
@@ -535,16 +645,24 @@ impl Store for EmbeddedStore {
         let (id, claimed) = (id.to_owned(), claimed.to_vec());
         self.blocking(move |db, _| {
             Self::queue_write(db, |q| {
-                match q.get(&id)? {
-                    Some((_, current)) if current == claimed => {}
-                    _ => return Ok(false),
+                let after = q
+                    .leases
+                    .remove(id.as_str())
+                    .map_err(unavailable)?
+                    .map(|a| a.value());
+                let Some((_, current, group)) = q.get(&id)? else {
+                    return Ok(false);
+                };
+                if current != claimed {
+                    // Superseded: the new payload is due when its put asked.
+                    if let Some(after) = after {
+                        q.set(&id, &group, &current, after)?;
+                    }
+                    return Ok(false);
                 }
                 match next {
                     None => q.remove(&id)?,
-                    Some((payload, due)) => {
-                        q.set(&id, &payload, due)?;
-                        q.release(&id)?;
-                    }
+                    Some((payload, due)) => q.set(&id, &group, &payload, due)?,
                 }
                 Ok(true)
             })
@@ -557,13 +675,17 @@ impl Store for EmbeddedStore {
         self.blocking(move |db, _| {
             let tx = db.begin_read().map_err(unavailable)?;
             let items = tx.open_table(QUEUE_ITEMS).map_err(unavailable)?;
-            Ok(items.get(id.as_str()).map_err(unavailable)?.map(|v| {
-                let (due_at, payload) = split_due(v.value());
-                Queued {
-                    id: id.clone(),
-                    payload,
-                    due_at,
-                }
+            let groups = tx.open_table(QUEUE_GROUPS).map_err(unavailable)?;
+            let Some(entry) = items.get(id.as_str()).map_err(unavailable)? else {
+                return Ok(None);
+            };
+            let (due_at, payload) = split_due(entry.value());
+            let group = groups.get(id.as_str()).map_err(unavailable)?;
+            Ok(Some(Queued {
+                group: group.map(|g| g.value().to_owned()).unwrap_or_default(),
+                id,
+                payload,
+                due_at,
             }))
         })
         .await
@@ -573,12 +695,15 @@ impl Store for EmbeddedStore {
         self.blocking(move |db, _| {
             let tx = db.begin_read().map_err(unavailable)?;
             let items = tx.open_table(QUEUE_ITEMS).map_err(unavailable)?;
+            let groups = tx.open_table(QUEUE_GROUPS).map_err(unavailable)?;
             let mut out = Vec::new();
             for item in items.iter().map_err(unavailable)? {
                 let (k, v) = item.map_err(unavailable)?;
                 let (due_at, payload) = split_due(v.value());
+                let group = groups.get(k.value()).map_err(unavailable)?;
                 out.push(Queued {
                     id: k.value().to_owned(),
+                    group: group.map(|g| g.value().to_owned()).unwrap_or_default(),
                     payload,
                     due_at,
                 });

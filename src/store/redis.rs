@@ -42,39 +42,139 @@ redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
 return 1
 ";
 
-/// Queue: a hash of id → payload and a sorted set of id by due time.
+// The work queue. KEYS, in every queue script:
+//   1 items:  hash, id → payload;
+//   2 due:    the base name of the due sets: one sorted set of id by due
+//             time per group (`<due>:<group>`; group "" is `<due>` itself,
+//             which is where items written before groups existed are);
+//   3 groups: hash, id → group (absent: group "");
+//   4 leases: hash, id of a claimed item → when it is due once given back;
+//   5 groupset: set of the groups that may hold items.
+// The due-set names are made inside the scripts from KEYS[2]; they share its
+// prefix, so a hash tag in `key_prefix` keeps them on one Cluster slot.
+const QUEUE_LUA_PRELUDE: &str = r"
+local function due_key(group)
+  if group == '' then return KEYS[2] end
+  return KEYS[2] .. ':' .. group
+end
+local function group_of(id)
+  return redis.call('HGET', KEYS[3], id) or ''
+end
+";
+
+/// Puts an item (ARGV: id, payload, due, group). A leased item keeps its
+/// lease end as its due time, and the lease records the new due time.
 const QUEUE_PUT_SCRIPT: &str = r"
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+local id, due, group = ARGV[1], ARGV[3], ARGV[4]
+local old = group_of(id)
+local score = due
+if redis.call('HEXISTS', KEYS[4], id) == 1 then
+  score = redis.call('ZSCORE', due_key(old), id) or due
+  redis.call('HSET', KEYS[4], id, due)
+end
+if old ~= group then redis.call('ZREM', due_key(old), id) end
+redis.call('HSET', KEYS[1], id, ARGV[2])
+if group == '' then
+  redis.call('HDEL', KEYS[3], id)
+else
+  redis.call('HSET', KEYS[3], id, group)
+  redis.call('SADD', KEYS[5], group)
+end
+redis.call('ZADD', due_key(group), score, id)
 return 1
 ";
 
-/// Claims the earliest due item: moves its due time to the lease end.
+/// Claims the earliest item due at ARGV[1] in a group not listed after
+/// ARGV[2] (the lease end): moves its due time to the lease end and records
+/// the due time it had in the lease. Returns {id, payload, group}.
 const QUEUE_CLAIM_SCRIPT: &str = r"
-local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 1)
-if #ids == 0 then return nil end
-local id = ids[1]
-local payload = redis.call('HGET', KEYS[1], id)
+local now = tonumber(ARGV[1])
+local busy = {}
+for i = 3, #ARGV do busy[ARGV[i]] = true end
+local best_id, best_due, best_group, best_at
+local function consider(group)
+  if busy[group] then return end
+  local head = redis.call('ZRANGE', due_key(group), 0, 0, 'WITHSCORES')
+  if #head == 0 then
+    if group ~= '' then redis.call('SREM', KEYS[5], group) end
+    return
+  end
+  local due = tonumber(head[2])
+  if due <= now and (best_at == nil or due < best_at) then
+    best_id, best_due, best_group, best_at = head[1], head[2], group, due
+  end
+end
+consider('')
+for _, group in ipairs(redis.call('SMEMBERS', KEYS[5])) do consider(group) end
+if not best_id then return nil end
+local payload = redis.call('HGET', KEYS[1], best_id)
 if not payload then
-  redis.call('ZREM', KEYS[2], id)
+  redis.call('ZREM', due_key(best_group), best_id)
   return nil
 end
-redis.call('ZADD', KEYS[2], ARGV[2], id)
-return {id, payload}
+redis.call('ZADD', due_key(best_group), ARGV[2], best_id)
+redis.call('HSET', KEYS[4], best_id, best_due)
+return {best_id, payload, best_group}
 ";
 
-/// Deletes or replaces an item if its payload is still the claimed one.
+/// Extends a lease (ARGV: id, lease end). 0 when the item is not leased.
+const QUEUE_RENEW_SCRIPT: &str = r"
+if redis.call('HEXISTS', KEYS[4], ARGV[1]) == 0 then return 0 end
+return redis.call('ZADD', due_key(group_of(ARGV[1])), 'XX', 'CH', ARGV[2], ARGV[1]) + 1
+";
+
+/// Deletes or replaces an item if its payload is still the claimed one
+/// (ARGV: id, claimed, '1' or '0', next payload, next due). Otherwise gives
+/// the lease back: a superseding payload becomes due when its put asked.
 const QUEUE_FINISH_SCRIPT: &str = r"
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+local id = ARGV[1]
+local group = group_of(id)
+local current = redis.call('HGET', KEYS[1], id)
+local after = redis.call('HGET', KEYS[4], id)
+redis.call('HDEL', KEYS[4], id)
+if current ~= ARGV[2] then
+  if current and after then redis.call('ZADD', due_key(group), after, id) end
+  return 0
+end
 if ARGV[3] == '1' then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
-  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+  redis.call('HSET', KEYS[1], id, ARGV[4])
+  redis.call('ZADD', due_key(group), ARGV[5], id)
 else
-  redis.call('HDEL', KEYS[1], ARGV[1])
-  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('HDEL', KEYS[1], id)
+  redis.call('HDEL', KEYS[3], id)
+  redis.call('ZREM', due_key(group), id)
 end
 return 1
 ";
+
+/// One item: {payload, due, group}, or nil.
+const QUEUE_GET_SCRIPT: &str = r"
+local payload = redis.call('HGET', KEYS[1], ARGV[1])
+if not payload then return nil end
+local group = group_of(ARGV[1])
+return {payload, redis.call('ZSCORE', due_key(group), ARGV[1]) or '0', group}
+";
+
+/// Every item's id, group and due time: {id, group, due, ...}.
+const QUEUE_LIST_SCRIPT: &str = r"
+local out = {}
+local function add(group)
+  local entries = redis.call('ZRANGE', due_key(group), 0, -1, 'WITHSCORES')
+  for i = 1, #entries, 2 do
+    out[#out + 1] = entries[i]
+    out[#out + 1] = group
+    out[#out + 1] = entries[i + 1]
+  end
+end
+add('')
+for _, group in ipairs(redis.call('SMEMBERS', KEYS[5])) do add(group) end
+return out
+";
+
+/// A queue script: the shared Lua functions, then `body`.
+fn queue_script(body: &str) -> redis::Script {
+    redis::Script::new(&format!("{QUEUE_LUA_PRELUDE}{body}"))
+}
 
 /// How a Redis URL connects, as far as the config must know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,7 +207,10 @@ pub struct RedisStore {
     cas: redis::Script,
     queue_put: redis::Script,
     queue_claim: redis::Script,
+    queue_renew: redis::Script,
     queue_finish: redis::Script,
+    queue_get: redis::Script,
+    queue_list: redis::Script,
 }
 
 /// A thread's connection, which retries a command once when its connection
@@ -207,9 +310,12 @@ impl RedisStore {
             prefix: prefix.to_owned(),
             clock,
             cas: redis::Script::new(CAS_SCRIPT),
-            queue_put: redis::Script::new(QUEUE_PUT_SCRIPT),
-            queue_claim: redis::Script::new(QUEUE_CLAIM_SCRIPT),
-            queue_finish: redis::Script::new(QUEUE_FINISH_SCRIPT),
+            queue_put: queue_script(QUEUE_PUT_SCRIPT),
+            queue_claim: queue_script(QUEUE_CLAIM_SCRIPT),
+            queue_renew: queue_script(QUEUE_RENEW_SCRIPT),
+            queue_finish: queue_script(QUEUE_FINISH_SCRIPT),
+            queue_get: queue_script(QUEUE_GET_SCRIPT),
+            queue_list: queue_script(QUEUE_LIST_SCRIPT),
         })
     }
 
@@ -231,11 +337,13 @@ impl RedisStore {
         Ok(conn)
     }
 
-    fn queue_keys(&self) -> (String, String) {
-        (
-            format!("{}queue:items", self.prefix),
-            format!("{}queue:due", self.prefix),
-        )
+    /// A queue script's call with its five keys (see `QUEUE_LUA_PRELUDE`).
+    fn queue_call<'s>(&self, script: &'s redis::Script) -> redis::ScriptInvocation<'s> {
+        let mut call = script.prepare_invoke();
+        for name in ["items", "due", "groups", "leases", "groupset"] {
+            call.key(format!("{}queue:{name}", self.prefix));
+        }
+        call
     }
 
     fn key(&self, ns: Namespace, key: &str) -> String {
@@ -385,16 +493,15 @@ impl Store for RedisStore {
     async fn queue_put(
         &self,
         id: &str,
+        group: &str,
         payload: Vec<u8>,
         due_at: UnixTime,
     ) -> Result<(), StoreError> {
-        let (items, due) = self.queue_keys();
-        self.queue_put
-            .key(items)
-            .key(due)
+        self.queue_call(&self.queue_put)
             .arg(id)
             .arg(payload)
             .arg(due_at)
+            .arg(group)
             .invoke_async::<i64>(&mut self.conn()?)
             .await
             .map(drop)
@@ -405,22 +512,31 @@ impl Store for RedisStore {
         &self,
         now: UnixTime,
         lease_until: UnixTime,
+        busy: &[String],
     ) -> Result<Option<Queued>, StoreError> {
-        let (items, due) = self.queue_keys();
-        let claimed: Option<(String, Vec<u8>)> = self
-            .queue_claim
-            .key(items)
-            .key(due)
-            .arg(now)
+        let mut call = self.queue_call(&self.queue_claim);
+        call.arg(now).arg(lease_until).arg(busy);
+        let claimed: Option<(String, Vec<u8>, String)> = call
+            .invoke_async(&mut self.conn()?)
+            .await
+            .map_err(unavailable)?;
+        Ok(claimed.map(|(id, payload, group)| Queued {
+            id,
+            group,
+            payload,
+            due_at: lease_until,
+        }))
+    }
+
+    async fn queue_renew(&self, id: &str, lease_until: UnixTime) -> Result<bool, StoreError> {
+        let renewed: i64 = self
+            .queue_call(&self.queue_renew)
+            .arg(id)
             .arg(lease_until)
             .invoke_async(&mut self.conn()?)
             .await
             .map_err(unavailable)?;
-        Ok(claimed.map(|(id, payload)| Queued {
-            id,
-            payload,
-            due_at: lease_until,
-        }))
+        Ok(renewed > 0)
     }
 
     async fn queue_finish(
@@ -429,9 +545,8 @@ impl Store for RedisStore {
         claimed: &[u8],
         next: Option<(Vec<u8>, UnixTime)>,
     ) -> Result<bool, StoreError> {
-        let (items, due) = self.queue_keys();
-        let mut call = self.queue_finish.key(items);
-        call.key(due).arg(id).arg(claimed);
+        let mut call = self.queue_call(&self.queue_finish);
+        call.arg(id).arg(claimed);
         match next {
             Some((payload, at)) => call.arg("1").arg(payload).arg(at),
             None => call.arg("0").arg("").arg(0),
@@ -444,45 +559,35 @@ impl Store for RedisStore {
     }
 
     async fn queue_get(&self, id: &str) -> Result<Option<Queued>, StoreError> {
-        let (items, due) = self.queue_keys();
-        let mut conn = self.conn()?;
-        let payload: Option<Vec<u8>> = redis::cmd("HGET")
-            .arg(&items)
+        let found: Option<(Vec<u8>, f64, String)> = self
+            .queue_call(&self.queue_get)
             .arg(id)
-            .query_async(&mut conn)
+            .invoke_async(&mut self.conn()?)
             .await
             .map_err(unavailable)?;
-        let Some(payload) = payload else {
-            return Ok(None);
-        };
-        let score: Option<f64> = redis::cmd("ZSCORE")
-            .arg(&due)
-            .arg(id)
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(Some(Queued {
+        Ok(found.map(|(payload, due, group)| Queued {
             id: id.to_owned(),
+            group,
             payload,
-            due_at: score.map_or(0, |s| s as u64),
+            due_at: due as UnixTime,
         }))
     }
 
     async fn queue_list(&self) -> Result<Vec<Queued>, StoreError> {
-        let (_, due) = self.queue_keys();
-        let ids: Vec<String> = redis::cmd("ZRANGE")
-            .arg(&due)
-            .arg(0)
-            .arg(-1)
-            .query_async(&mut self.conn()?)
+        let entries: Vec<(String, String, f64)> = self
+            .queue_call(&self.queue_list)
+            .invoke_async(&mut self.conn()?)
             .await
             .map_err(unavailable)?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
+        let mut out = Vec::with_capacity(entries.len());
+        // One item at a time: a queue of thousands is listed by an operator,
+        // not on a request path.
+        for (id, _, _) in entries {
             if let Some(item) = self.queue_get(&id).await? {
                 out.push(item);
             }
         }
+        out.sort_by(|a, b| (a.due_at, &a.id).cmp(&(b.due_at, &b.id)));
         Ok(out)
     }
 

@@ -93,6 +93,8 @@ struct Shared {
     ags: Mutex<Ags>,
     /// How long the scores endpoint takes before it answers (a stalled platform).
     score_stall: Mutex<Duration>,
+    /// Score requests that arrived, counting those still stalled.
+    score_arrivals: AtomicUsize,
 }
 
 /// The parameters of one OIDC authentication request, as the platform saw them.
@@ -129,6 +131,7 @@ impl TestPlatform {
             auth_requests: Mutex::new(Vec::new()),
             ags: Mutex::new(Ags::default()),
             score_stall: Mutex::new(Duration::ZERO),
+            score_arrivals: AtomicUsize::new(0),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -486,6 +489,12 @@ impl TestPlatform {
         *self.shared.score_stall.lock().expect("lock") = stall;
     }
 
+    /// How many score requests arrived, counting those still stalled (which
+    /// [`Self::score_requests`] lists only once they are answered).
+    pub fn score_arrivals(&self) -> usize {
+        self.shared.score_arrivals.load(Ordering::SeqCst)
+    }
+
     /// The scores endpoint answers `fault` the next `times` times.
     pub fn fail_scores(&self, times: usize, fault: Fault) {
         let mut ags = self.shared.ags.lock().expect("lock");
@@ -619,6 +628,9 @@ async fn ags_route(
     seen.body = String::from_utf8_lossy(&body).into_owned();
     if path == "/token" {
         return token_endpoint(shared, seen).await;
+    }
+    if path != "/lineitems" {
+        shared.score_arrivals.fetch_add(1, Ordering::SeqCst);
     }
     let stall = *shared.score_stall.lock().expect("lock");
     if path != "/lineitems" && !stall.is_zero() {

@@ -167,7 +167,7 @@ fn serve(config: ltigate::Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         match run(config).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -175,7 +175,11 @@ fn serve(config: ltigate::Config) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    // Dropping a runtime waits for its blocking tasks however long they
+    // take (an embedded-store commit on a stalled disk): bound the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }
 
 async fn run(config: ltigate::Config) -> anyhow::Result<()> {

@@ -288,6 +288,9 @@ deployment_ids = [${toml(platform.deploymentId)}]
 [upstream]
 url = "http://127.0.0.1:${ports.lms}"
 host = "${LMS_HOST}"
+# The stock LMS stand-in serves no Course Blocks API (the subtree gate's tree
+# source): the unit's problem is opened as any block of the launched course.
+block_access = "course"
 
 [assertion]
 audience = "openedx"

@@ -316,6 +316,10 @@ deployment_ids = ["{deployment}"]
 
 [upstream]
 url = {upstream}
+# The demo's LMS serves no Course Blocks API to read the launched block's
+# subtree from: every block of the launched course is open, as with the
+# Open edX LTI tool plugin (docs/configuration.md#upstream).
+block_access = "course"
 
 [assertion]
 audience = "openedx"

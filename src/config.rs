@@ -11,6 +11,7 @@
 
 mod deep_linking;
 mod grades;
+mod lms_api;
 mod raw;
 mod upstream;
 
@@ -30,10 +31,12 @@ use crate::keys::ToolKey;
 pub use raw::RawConfig;
 
 use crate::assertion::AssertionConfig;
+use crate::course_tree::BlockAccess;
 use crate::deep_linking::DeepLinkingConfig;
 use crate::grades::GradesConfig;
 use crate::http::server::{ServerConfig, TlsFiles};
 use crate::jwks::{JwksConfig, KeySetSource};
+use crate::lms_api::LmsApiConfig;
 use crate::proxy::UpstreamConfig;
 use crate::registry::PlatformConfig;
 use crate::session::SessionConfig;
@@ -107,6 +110,11 @@ pub struct Config {
     pub grades: Option<GradesConfig>,
     /// Deep linking; `None` without `[deep_linking]`.
     pub deep_linking: Option<DeepLinkingConfig>,
+    /// The LMS's REST APIs: from `[lms_api]`, or the client named in
+    /// `[deep_linking]`; required by deep linking and by subtree access.
+    pub lms_api: Option<LmsApiConfig>,
+    /// What `{block_in_course}` rules open (`[upstream] block_access`).
+    pub block_access: BlockAccess,
 }
 
 // Defaults, documented in docs/configuration.md.
@@ -156,12 +164,26 @@ impl Config {
         let jwks = v.jwks(raw.jwks.unwrap_or_default())?;
         let keys = v.keys(raw.keys, secrets)?;
         let platforms = v.platforms(raw.platforms, &keys, server.allow_http)?;
+        let block_access_raw = raw.upstream.as_ref().and_then(|u| u.block_access.clone());
         let (upstream, assertion) =
             v.upstream(raw.upstream, raw.assertion, &keys, &server, secrets)?;
         let rules = v.rules(raw.rules)?;
         let grades = v.grades(raw.grades, upstream.is_some(), secrets)?;
-        let deep_linking =
-            v.deep_linking(raw.deep_linking, upstream.as_ref().map(|u| &u.url), secrets)?;
+        let upstream_url = upstream.as_ref().map(|u| &u.url);
+        let tree_ttl = raw.lms_api.as_ref().and_then(|l| l.tree_cache_ttl_sec);
+        let lms_api = v.lms_api(
+            raw.lms_api,
+            raw.deep_linking.as_ref(),
+            upstream_url,
+            secrets,
+        )?;
+        let block_access = v.block_access(
+            block_access_raw.as_deref(),
+            upstream.is_some(),
+            lms_api.is_some(),
+            tree_ttl,
+        )?;
+        let deep_linking = v.deep_linking(raw.deep_linking, lms_api.is_some())?;
         Ok(Self {
             source: path.to_owned(),
             server,
@@ -175,6 +197,8 @@ impl Config {
             rules,
             grades,
             deep_linking,
+            lms_api,
+            block_access,
         })
     }
 }

@@ -21,7 +21,6 @@ use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq as _;
 
 use crate::claims;
-use crate::client::HttpClient;
 use crate::clock::{Clock, UnixTime};
 use crate::content::{DISPLAY_PREFIX, UsageKey};
 use crate::registry::{Registration, Registry};
@@ -31,28 +30,12 @@ use crate::token::random_token;
 pub use catalog::{Catalog, CatalogError, CourseListing};
 
 /// Deep linking settings.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct DeepLinkingConfig {
     pub token_ttl_sec: u64,
     pub accepted_roles: Vec<String>,
-    /// The LMS whose REST APIs list courses and blocks.
-    pub lms_url: url::Url,
-    pub client_id: String,
-    /// Never logged.
-    pub client_secret: String,
+    /// How long the picker keeps the LMS's course and block lists.
     pub cache_ttl: std::time::Duration,
-    pub request_timeout: std::time::Duration,
-}
-
-impl std::fmt::Debug for DeepLinkingConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeepLinkingConfig")
-            .field("token_ttl_sec", &self.token_ttl_sec)
-            .field("accepted_roles", &self.accepted_roles)
-            .field("lms_url", &self.lms_url.as_str())
-            .field("client_id", &self.client_id)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Where the picker lives; the token follows.
@@ -129,7 +112,6 @@ pub struct DeepLinking {
     config: DeepLinkingConfig,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    client: HttpClient,
     registry: Arc<Registry>,
     catalog: Catalog,
     /// The gateway's public origin, for the content items' URLs.
@@ -168,17 +150,16 @@ impl DeepLinking {
         config: DeepLinkingConfig,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
-        client: HttpClient,
+        catalog: Catalog,
         registry: Arc<Registry>,
         public_origin: String,
         allow_http: bool,
     ) -> Self {
         Self {
-            catalog: Catalog::new(config.clone()),
+            catalog,
             config,
             store,
             clock,
-            client,
             registry,
             public_origin,
             allow_http,
@@ -307,7 +288,7 @@ impl DeepLinking {
         let session = self.load(token, binding).await?;
         let reg = self.registration(&session)?;
         let gate = reg.platform.gate.clone().unwrap_or_default();
-        let listing = self.catalog.listing(&self.client, &gate).await?;
+        let listing = self.catalog.listing(&gate).await?;
         Ok(Picker {
             listing,
             session,
@@ -357,7 +338,7 @@ impl DeepLinking {
         if selected.len() > 1 && !session.accept_multiple {
             return Err(PickerError::TooMany);
         }
-        let listing = self.catalog.listing(&self.client, &gate).await?;
+        let listing = self.catalog.listing(&gate).await?;
         let titles = catalog::titles(&listing);
         // Only what the picker could have shown: listed by the LMS, allowed by the gate.
         if let Some(unlisted) = selected.iter().find(|u| !titles.contains_key(*u)) {

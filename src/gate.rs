@@ -60,7 +60,12 @@ impl LaunchGate {
         if !listed {
             return Err(GateRefusal::NotAllowed);
         }
-        // The most specific filter that exists decides.
+        self.check_filter(usage)
+    }
+
+    /// The block filter alone: the most specific one that exists decides.
+    fn check_filter(&self, usage: &UsageKey) -> Result<(), GateRefusal> {
+        let course = usage.course_key();
         let filter = self
             .course_block_filter
             .get(&course)
@@ -73,6 +78,14 @@ impl LaunchGate {
             _ => Ok(()),
         }
     }
+}
+
+/// Whether `block`, found under a launched block, may be used: the launch
+/// gate's block filter applies to it as to a launch. Whether the launched
+/// block was listed (keys, courses, orgs) was decided at its launch, and
+/// what lies under it inherits that.
+pub fn check_within(gate: Option<&LaunchGate>, block: &UsageKey) -> Result<(), GateRefusal> {
+    gate.map_or(Ok(()), |g| g.check_filter(block))
 }
 
 /// Applies an optional gate: no gate means anything may be launched.

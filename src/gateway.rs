@@ -13,10 +13,12 @@ use crate::client::HttpClient;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::cookies::CookiePolicy;
-use crate::deep_linking::DeepLinking;
+use crate::course_tree::{BlockAccess, CourseTrees};
+use crate::deep_linking::{Catalog, DeepLinking};
 use crate::grades::{Grades, Lms};
-use crate::http::app::{Gated, Gateway};
+use crate::http::app::{BlockGate, Gated, Gateway};
 use crate::keys::ToolKeys;
+use crate::lms_api::LmsApi;
 use crate::lti::Lti;
 use crate::proxy::{Proxy, PublicSide};
 use crate::registry::Registry;
@@ -43,6 +45,8 @@ impl Gateway {
             rules,
             grades,
             deep_linking,
+            lms_api,
+            block_access,
         } = config;
         let store = store::open(&store_config, clock.clone())?;
         let tool_keys = ToolKeys::new(keys);
@@ -60,6 +64,8 @@ impl Gateway {
             .as_ref()
             .map_or(DEFAULT_CONNECT_TIMEOUT, |u| u.connect_timeout);
         let client = HttpClient::new(connect_timeout);
+        // One LMS API client (one token) for the picker and the block trees.
+        let lms_api = lms_api.map(|c| Arc::new(LmsApi::new(c)));
         // The proxy and its asserter exist together: validation requires
         // `[assertion]` (and its key) with `[upstream]`.
         let gated = match (upstream, assertion) {
@@ -84,6 +90,15 @@ impl Gateway {
                     proxy,
                     asserter,
                     rules,
+                    blocks: match (block_access, &lms_api) {
+                        (BlockAccess::Course, _) => BlockGate::Course,
+                        (BlockAccess::Subtree { cache_ttl }, Some(api)) => BlockGate::Subtree(
+                            Arc::new(CourseTrees::new(api.clone(), client.clone(), cache_ttl)),
+                        ),
+                        // Validation requires [lms_api] for the subtree; without
+                        // one, nothing is opened by a block rule (fail closed).
+                        (BlockAccess::Subtree { .. }, None) => BlockGate::Unreadable,
+                    },
                 }
             }),
             _ => None,
@@ -118,12 +133,14 @@ impl Gateway {
             }
             _ => None,
         };
-        let deep_linking = deep_linking.map(|config| {
+        // Validation requires an LMS API client with [deep_linking].
+        let deep_linking = deep_linking.zip(lms_api).map(|(config, api)| {
+            let catalog = Catalog::new(api, client.clone(), config.cache_ttl);
             Arc::new(DeepLinking::new(
                 config,
                 store.clone(),
                 clock.clone(),
-                client.clone(),
+                catalog,
                 registry.clone(),
                 public_origin.clone(),
                 server.allow_http,

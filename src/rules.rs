@@ -58,7 +58,9 @@ pub struct Rule {
 struct Captures<'p> {
     usage: Option<UsageKey>,
     course: Option<CourseKey>,
-    /// Courses that `{block_in_course}` / `{asset_in_course}` point into.
+    /// The block `{block_in_course}` names, and the course it and
+    /// `{asset_in_course}` point into.
+    block: Option<UsageKey>,
     block_course: Option<CourseKey>,
     asset_course: Option<CourseKey>,
     org: Option<&'p str>,
@@ -188,7 +190,9 @@ impl Rule {
                 Seg::UsageKey => caps.usage = Some(UsageKey::parse(s).ok()?),
                 Seg::CourseKey => caps.course = Some(CourseKey::parse(s).ok()?),
                 Seg::BlockInCourse => {
-                    caps.block_course = Some(UsageKey::parse(s).ok()?.course_key())
+                    let block = UsageKey::parse(s).ok()?;
+                    caps.block_course = Some(block.course_key());
+                    caps.block = Some(block);
                 }
                 Seg::AssetInCourse => caps.asset_course = Some(asset_course(s)?),
                 Seg::CourseOrg => caps.org = Some(s),
@@ -196,6 +200,17 @@ impl Rule {
             }
         }
         (i == path.len()).then_some(caps)
+    }
+}
+
+impl Rule {
+    /// The block a `{block_in_course}` placeholder names in `path`, for the
+    /// subtree check (see [`crate::course_tree`]).
+    pub fn block_in(&self, path: &NormalPath) -> Option<UsageKey> {
+        if !self.segments.contains(&Seg::BlockInCourse) {
+            return None;
+        }
+        self.capture(path)?.block
     }
 }
 

@@ -21,6 +21,10 @@ const SECRETS: &[(&str, &str)] = &[
     ),
     ("LTIGATE_USERNAME_KEY", "deploy-test-username-key-0123456"),
     ("LTIGATE_OAUTH2_SECRET", "deploy-test-oauth2-secret-012345"),
+    (
+        "LTIGATE_LMS_CLIENT_SECRET",
+        "deploy-test-lms-client-secret-01",
+    ),
 ];
 
 fn repo(path: &str) -> PathBuf {
@@ -305,7 +309,7 @@ fn tutor_plugin_renders_configs_that_ltigate_accepts() {
                     Some(&toml::Value::Integer(3600))
                 );
                 assert_eq!(
-                    str_at(&config, &["deep_linking", "lms_client_secret_env"], &what),
+                    str_at(&config, &["lms_api", "client_secret_env"], &what),
                     "LTIGATE_OAUTH2_SECRET"
                 );
                 let deployments = read(&patches.join("k8s-deployments"));
@@ -408,6 +412,7 @@ fn k8s_configmap_config_passes_check() {
         "replicas: 2",
         str_at(&config, &["grades", "token_env"], what),
         str_at(&config, &["assertion", "username_key_env"], what),
+        str_at(&config, &["lms_api", "client_secret_env"], what),
     ] {
         assert_contains(&deployment, needed, "deploy/k8s/deployment.yaml");
     }

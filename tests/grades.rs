@@ -65,7 +65,7 @@ fn grades_options(upstream: &str, grades: &str, base: GatewayOptions) -> Gateway
         .expect("gateway.toml ships [[rules]]")
         + 1;
     let extra = format!(
-        "[upstream]\nurl = \"{upstream}\"\n\n[assertion]\nusername_key = \"{USERNAME_KEY}\"\n\n{}\n{grades}\n{}",
+        "[upstream]\nurl = \"{upstream}\"\nblock_access = \"course\"\n\n[assertion]\nusername_key = \"{USERNAME_KEY}\"\n\n{}\n{grades}\n{}",
         &shipped[start..],
         base.extra
     );

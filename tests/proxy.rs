@@ -71,7 +71,8 @@ fn with_upstream(url: &str, opts: GatewayOptions) -> GatewayOptions {
         .expect("gateway.toml ships [[rules]]")
         + 1;
     let extra = format!(
-        "[upstream]\nurl = \"{url}\"\n{}\n\n[assertion]\nusername_key = \"{USERNAME_KEY}\"\n{}\n\n{}\n{}",
+        "[upstream]\nurl = \"{url}\"\n{}{}\n\n[assertion]\nusername_key = \"{USERNAME_KEY}\"\n{}\n\n{}\n{}",
+        course_wide_unless_set(&opts.upstream_extra),
         opts.upstream_extra,
         opts.assertion_extra,
         &shipped[start..],

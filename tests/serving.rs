@@ -527,7 +527,7 @@ fn shipped_rule_tables() -> String {
 /// rules, and a public rule for the test LMS's `/slow/**`.
 fn upstream_tables(url: &str) -> String {
     format!(
-        "[upstream]\nurl = \"{url}\"\n\n[assertion]\nusername_key = \"{USERNAME_KEY}\"\n\n{}\n\
+        "[upstream]\nurl = \"{url}\"\nblock_access = \"course\"\n\n[assertion]\nusername_key = \"{USERNAME_KEY}\"\n\n{}\n\
          [[rules]]\nscope = \"public\"\npath = \"/slow/**\"\nmethods = [\"GET\"]\n",
         shipped_rule_tables()
     )

@@ -183,7 +183,7 @@ mod tests {
         let text = format!(
             "[server]\npublic_url = \"{public_url}\"\n\n\
              [[keys]]\nkid = \"k\"\nprivate_key_file = \"{}\"\n\n\
-             [upstream]\nurl = \"http://lms:8000\"\n{upstream}\n\n\
+             [upstream]\nurl = \"http://lms:8000\"\nblock_access = \"course\"\n{upstream}\n\n\
              [assertion]\nusername_key = \"0123456789abcdef0123\"\n",
             key_path.display()
         );

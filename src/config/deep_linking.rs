@@ -1,10 +1,9 @@
-//! Validation of `[deep_linking]`: the content picker and the LMS API it reads.
+//! Validation of `[deep_linking]`: the content picker (the LMS API it reads
+//! is `[lms_api]`, see `lms_api.rs`).
 
 use std::time::Duration;
 
-use url::Url;
-
-use super::{ConfigError, SecretSource, Validator, raw};
+use super::{ConfigError, Validator, raw};
 use crate::deep_linking::DeepLinkingConfig;
 
 pub const DEFAULT_DL_TOKEN_TTL_SEC: u64 = 1800;
@@ -23,48 +22,17 @@ impl Validator<'_> {
     pub(super) fn deep_linking(
         &self,
         raw: Option<raw::DeepLinking>,
-        upstream: Option<&Url>,
-        secrets: &dyn SecretSource,
+        has_lms_api: bool,
     ) -> Result<Option<DeepLinkingConfig>, ConfigError> {
         let Some(raw) = raw else { return Ok(None) };
-        let lms_url = match (raw.lms_url, upstream) {
-            (Some(u), _) => {
-                let url = Url::parse(&u)
-                    .map_err(|e| self.err("deep_linking.lms_url", format!("is not a URL: {e}")))?;
-                if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-                    return Err(self.err("deep_linking.lms_url", "must be an http(s) URL"));
-                }
-                url
-            }
-            (None, Some(u)) => u.clone(),
-            (None, None) => {
-                return Err(self.err("deep_linking.lms_url", "is required without an [upstream]"));
-            }
-        };
-        let secret = |inline: Option<String>,
-                      env: Option<String>,
-                      name: &str|
-         -> Result<String, ConfigError> {
-            match (inline, env) {
-                (Some(v), None) if !v.is_empty() => Ok(v),
-                (None, Some(var)) => secrets.env(&var).filter(|v| !v.is_empty()).ok_or_else(|| {
-                    self.err(
-                        format!("deep_linking.{name}_env"),
-                        format!("environment variable {var} is not set"),
-                    )
-                }),
-                _ => Err(self.err(
-                    format!("deep_linking.{name}"),
-                    format!("set exactly one of {name} and {name}_env (the LMS OAuth2 client)"),
-                )),
-            }
-        };
-        let client_id = secret(raw.lms_client_id, raw.lms_client_id_env, "lms_client_id")?;
-        let client_secret = secret(
-            raw.lms_client_secret,
-            raw.lms_client_secret_env,
-            "lms_client_secret",
-        )?;
+        // The LMS client itself is validated with [lms_api] (see lms_api.rs),
+        // which also takes it from the lms_* keys here.
+        if !has_lms_api {
+            return Err(self.err(
+                "deep_linking",
+                "needs the LMS's OAuth2 client: add [lms_api] with client_id and client_secret (docs/configuration.md#lms_api)",
+            ));
+        }
         let accepted_roles = raw.accepted_roles.unwrap_or_else(|| {
             DEFAULT_ACCEPTED_ROLES
                 .iter()
@@ -84,18 +52,10 @@ impl Validator<'_> {
                 DEFAULT_DL_TOKEN_TTL_SEC,
             )?,
             accepted_roles,
-            lms_url,
-            client_id,
-            client_secret,
             cache_ttl: Duration::from_secs(self.positive(
                 "deep_linking.cache_ttl_sec",
                 raw.cache_ttl_sec,
                 DEFAULT_CATALOG_CACHE_TTL_SEC,
-            )?),
-            request_timeout: Duration::from_secs(self.positive(
-                "deep_linking.request_timeout_sec",
-                raw.request_timeout_sec,
-                15,
             )?),
         }))
     }

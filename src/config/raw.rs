@@ -21,6 +21,19 @@ pub struct RawConfig {
     pub rules: Vec<Rule>,
     pub grades: Option<Grades>,
     pub deep_linking: Option<DeepLinking>,
+    pub lms_api: Option<LmsApi>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LmsApi {
+    pub url: Option<String>,
+    pub client_id: Option<String>,
+    pub client_id_env: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_secret_env: Option<String>,
+    pub request_timeout_sec: Option<u64>,
+    pub tree_cache_ttl_sec: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,6 +76,7 @@ pub struct Upstream {
     pub request_timeout_sec: Option<u64>,
     pub display_path: Option<String>,
     pub display_query: Option<String>,
+    pub block_access: Option<String>,
     pub max_request_body_bytes: Option<u64>,
     pub cookie_domain: Option<String>,
 }

@@ -1226,7 +1226,10 @@ fn gate_org_block_filter_refuses_bad_orgs_and_types() {
 // ---------------------------------------------------------------------------
 // [upstream]
 
-const UPSTREAM_KEY: &str = "[assertion]\nusername_key = \"0123456789abcdef0123\"\n";
+/// The end of an `[upstream]` table (course-wide block access, which needs
+/// no `[lms_api]`), then an `[assertion]`.
+const UPSTREAM_KEY: &str =
+    "block_access = \"course\"\n[assertion]\nusername_key = \"0123456789abcdef0123\"\n";
 
 #[test]
 fn upstream_display_path_defaults_to_the_lms_apps_view() {
@@ -1307,5 +1310,103 @@ fn grades_concurrency_defaults_and_bounds() {
     assert!(
         err.to_string().contains("grades.concurrent_total (4)"),
         "{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// [lms_api] and [upstream] block_access
+
+fn upstream_with(block_access: &str, rest: &str) -> String {
+    with(&format!(
+        "[upstream]\nurl = \"http://lms:8000\"\n{block_access}\n\
+         [assertion]\nusername_key = \"0123456789abcdef0123\"\n{rest}"
+    ))
+}
+
+#[test]
+fn subtree_block_access_is_the_default_and_needs_an_lms_api() {
+    let f = Fixture::new();
+    let err = f.refused(&upstream_with("", ""), "upstream.block_access");
+    let shown = err.to_string();
+    assert!(
+        shown.contains("[lms_api]") && shown.contains("block_access = \"course\""),
+        "{shown}"
+    );
+    let c = f.ok(&upstream_with(
+        "",
+        "[lms_api]\nclient_id = \"ltigate\"\nclient_secret = \"s3cret\"\n",
+    ));
+    assert_eq!(
+        c.block_access,
+        BlockAccess::Subtree {
+            cache_ttl: std::time::Duration::from_secs(300)
+        }
+    );
+    let lms = c.lms_api.expect("lms_api");
+    assert_eq!(
+        lms.url.as_str(),
+        "http://lms:8000/",
+        "defaults to the upstream"
+    );
+    assert_eq!(lms.client_secret, "s3cret");
+    let c = f.ok(&upstream_with("block_access = \"course\"", ""));
+    assert_eq!(c.block_access, BlockAccess::Course);
+    assert!(c.lms_api.is_none());
+    f.refused(
+        &upstream_with("block_access = \"org\"", ""),
+        "upstream.block_access",
+    );
+    f.refused(
+        &upstream_with(
+            "",
+            "[lms_api]\nclient_id = \"ltigate\"\nclient_secret = \"s\"\ntree_cache_ttl_sec = 0\n",
+        ),
+        "lms_api.tree_cache_ttl_sec",
+    );
+}
+
+#[test]
+fn the_lms_api_client_is_validated_where_it_is_written() {
+    let f = Fixture::new().with_secret("LMS_SECRET", "from-env");
+    let course = "block_access = \"course\"";
+    f.refused(
+        &upstream_with(course, "[lms_api]\nclient_secret = \"s\"\n"),
+        "lms_api.client_id",
+    );
+    f.refused(
+        &upstream_with(
+            course,
+            "[lms_api]\nclient_id = \"c\"\nclient_secret_env = \"UNSET\"\n",
+        ),
+        "lms_api.client_secret_env",
+    );
+    let c = f.ok(&upstream_with(
+        course,
+        "[lms_api]\nurl = \"https://lms.example.edu\"\nclient_id = \"c\"\nclient_secret_env = \"LMS_SECRET\"\n",
+    ));
+    let lms = c.lms_api.expect("lms_api");
+    assert_eq!(
+        (lms.url.as_str(), lms.client_secret.as_str()),
+        ("https://lms.example.edu/", "from-env")
+    );
+    // [deep_linking] without a client anywhere names what is missing, in
+    // the keys it has always had; with its lms_* keys, they are the client.
+    f.refused(
+        &upstream_with(course, "[deep_linking]\nlms_client_id = \"c\"\n"),
+        "deep_linking.lms_client_secret",
+    );
+    let c = f.ok(&upstream_with(
+        "",
+        "[deep_linking]\nlms_client_id = \"c\"\nlms_client_secret = \"s\"\n",
+    ));
+    assert_eq!(c.lms_api.expect("from [deep_linking]").client_id, "c");
+    assert!(c.deep_linking.is_some());
+    f.refused(
+        &upstream_with(
+            "",
+            "[lms_api]\nclient_id = \"c\"\nclient_secret = \"s\"\n\
+             [deep_linking]\nlms_client_id = \"c\"\nlms_client_secret = \"s\"\n",
+        ),
+        "deep_linking.lms_client_id",
     );
 }

@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use super::{DeepLinking, DeepLinkingConfig, PickerError, PickerSession, RequestError};
+use super::{Catalog, DeepLinking, DeepLinkingConfig, PickerError, PickerSession, RequestError};
 use crate::claims;
 use crate::client::HttpClient;
 use crate::clock::{Clock, ManualClock};
 use crate::gate::LaunchGate;
 use crate::jwks::{JwksConfig, KeySetSource};
 use crate::keys::ToolKeys;
+use crate::lms_api::{LmsApi, LmsApiConfig};
 use crate::registry::{PlatformConfig, Registration, Registry};
 use crate::store::{Namespace, Store};
 use crate::token::random_token;
@@ -71,17 +72,19 @@ fn fixture(allow_http: bool) -> Fixture {
     let config = DeepLinkingConfig {
         token_ttl_sec: 600,
         accepted_roles: vec![INSTRUCTOR.into()],
-        lms_url: "http://lms.invalid".parse().expect("url"),
+        cache_ttl: Duration::from_secs(60),
+    };
+    let lms = Arc::new(LmsApi::new(LmsApiConfig {
+        url: "http://lms.invalid".parse().expect("url"),
         client_id: "dl-client".into(),
         client_secret: "dl-secret".into(),
-        cache_ttl: Duration::from_secs(60),
         request_timeout: Duration::from_secs(5),
-    };
+    }));
     let dl = DeepLinking::new(
         config,
         store.clone(),
         clock,
-        HttpClient::default(),
+        Catalog::new(lms, HttpClient::default(), Duration::from_secs(60)),
         registry.clone(),
         "https://gw.example".into(),
         allow_http,

@@ -23,9 +23,10 @@ use super::reject::Rejection;
 use super::server::ServerConfig;
 use super::{RequestId, picker_pages};
 use crate::assertion::Asserter;
-use crate::clock::Clock;
-use crate::content::{ContentPath, DISPLAY_PREFIX, LAUNCH_PATH};
+use crate::clock::{Clock, UnixTime};
+use crate::content::{ContentPath, DISPLAY_PREFIX, LAUNCH_PATH, UsageKey};
 use crate::cookies::{CookiePolicy, cookie};
+use crate::course_tree::CourseTrees;
 use crate::deep_linking::{self, DeepLinking};
 use crate::grades::Grades;
 use crate::keys::ToolKeys;
@@ -68,6 +69,18 @@ pub struct Gated {
     pub asserter: Arc<Asserter>,
     /// Gating rules for every path other than the LTI endpoints.
     pub rules: Vec<Rule>,
+    /// What the rules' `{block_in_course}` opens.
+    pub blocks: BlockGate,
+}
+
+/// What a `{block_in_course}` rule opens (see [`crate::course_tree`]).
+pub enum BlockGate {
+    /// The launched block and what lies under it, as the LMS's tree says.
+    Subtree(Arc<CourseTrees>),
+    /// Any block of the launched course (`block_access = "course"`).
+    Course,
+    /// Subtree access without a way to read the tree: nothing.
+    Unreadable,
 }
 
 /// The HTTP layer's state: the services, built once (see
@@ -399,6 +412,12 @@ where
             crate::rules::check(&gated_proxy.rules, req.method(), &path, session, now)
         })
         .await?;
+    let grant = match gated_proxy.rules[rule].block_in(&path) {
+        Some(block) => {
+            under_a_grant(app, &gated_proxy.blocks, &session, grant, &block, now).await?
+        }
+        None => grant,
+    };
     let target = match req.uri().query() {
         Some(q) => format!("{}?{q}", path.as_str()),
         None => path.as_str().to_owned(),
@@ -429,6 +448,60 @@ where
         origin.request_id,
     )
     .await)
+}
+
+/// The grant under whose launched block `block` lies: `chosen` (the one the
+/// rules matched) if it does, or else another live grant of the same course,
+/// newest first. The registration's block filter applies to `block` too.
+/// Fails closed: a tree that cannot be read refuses the request.
+async fn under_a_grant(
+    app: &Gateway,
+    blocks: &BlockGate,
+    session: &Session,
+    chosen: usize,
+    block: &UsageKey,
+    now: UnixTime,
+) -> Result<usize, Rejection> {
+    let trees = match blocks {
+        BlockGate::Course => return Ok(chosen),
+        BlockGate::Unreadable => return Err(Rejection::CourseStructureUnavailable),
+        BlockGate::Subtree(trees) => trees,
+    };
+    let user = &session.user;
+    let gate = app
+        .lti
+        .registry()
+        .find(&user.issuer, Some(&user.client_id))
+        .map_err(|_| AccessError::NotGranted)?;
+    if let Err(refusal) = crate::gate::check_within(gate.platform.gate.as_ref(), block) {
+        tracing::warn!(block = %block, refusal = %refusal, "a block the launch gate would refuse, under a launched block");
+        return Err(AccessError::NotGranted.into());
+    }
+    let course = block.course_key();
+    let candidates = std::iter::once(chosen)
+        .chain((0..session.grants.len()).rev().filter(|&g| g != chosen))
+        .filter(|&g| {
+            let grant = &session.grants[g];
+            grant.content.course == course && session.grant_expiry(grant) > now
+        });
+    let mut unreadable = None;
+    for g in candidates {
+        match trees
+            .contains(&session.grants[g].content.usage, block)
+            .await
+        {
+            Ok(true) => return Ok(g),
+            Ok(false) => {}
+            Err(e) => unreadable = Some(e),
+        }
+    }
+    match unreadable {
+        Some(e) => {
+            tracing::warn!(course = %course, error = %e, "refused: the launched block's subtree could not be read");
+            Err(Rejection::CourseStructureUnavailable)
+        }
+        None => Err(AccessError::NotGranted.into()),
+    }
 }
 
 /// The upstream's answer, or, when it redirects outside the grant (see

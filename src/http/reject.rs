@@ -46,6 +46,9 @@ pub enum Rejection {
     Proxy(#[from] ProxyError),
     #[error("the LMS has no such content")]
     ContentNotFound,
+    /// The launched block's subtree could not be read from the LMS.
+    #[error("the course structure could not be read")]
+    CourseStructureUnavailable,
     #[error(transparent)]
     Picker(#[from] PickerError),
     #[error(transparent)]
@@ -122,6 +125,13 @@ impl Rejection {
                 Page::new("Content not found: is it published?")
                     .para("The learning management system has no published content at this address. If you are the course author, publish the unit in Studio and relaunch; otherwise tell your instructor.")
                     .para(RELAUNCH),
+            ),
+            Rejection::CourseStructureUnavailable => row(
+                S::SERVICE_UNAVAILABLE,
+                "course_structure_unavailable",
+                Page::new("This part of the course cannot be opened right now")
+                    .para("The gateway opens only what belongs to the activity you launched, and it could not read the course's structure from the learning management system to check this request. Nothing was sent. Try again in a minute.")
+                    .para(ASK_ADMIN),
             ),
             Rejection::Picker(e) => picker(e),
             Rejection::Score(e) => score(e),

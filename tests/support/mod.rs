@@ -70,6 +70,18 @@ pub struct GatewayOptions {
 pub const USERNAME_KEY: &str = "test-username-key-0123456789";
 
 /// The `[[rules]]` shipped in `gateway.toml`, verbatim.
+/// `block_access = "course"` unless `upstream_extra` sets `block_access`.
+/// Most tests exercise the proxy, not the subtree gate, whose default
+/// (`"subtree"`) needs an `[lms_api]` to read block trees from; the subtree
+/// tests in tests/proxy.rs set it.
+pub fn course_wide_unless_set(upstream_extra: &str) -> &'static str {
+    if upstream_extra.contains("block_access") {
+        ""
+    } else {
+        "block_access = \"course\"\n"
+    }
+}
+
 pub fn shipped_rules() -> String {
     let shipped = include_str!("../../gateway.toml");
     let start = shipped
@@ -155,7 +167,8 @@ deployment_ids = ["{deployment}"]
             upstream = match &opts.upstream {
                 None => String::new(),
                 Some(url) => format!(
-                    "[upstream]\nurl = \"{url}\"\n{}\n\n[assertion]\nusername_key = \"{USERNAME_KEY}\"\n{}\n\n{}",
+                    "[upstream]\nurl = \"{url}\"\n{}{}\n\n[assertion]\nusername_key = \"{USERNAME_KEY}\"\n{}\n\n{}",
+                    course_wide_unless_set(&opts.upstream_extra),
                     opts.upstream_extra,
                     opts.assertion_extra,
                     shipped_rules()

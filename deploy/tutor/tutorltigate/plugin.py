@@ -87,8 +87,9 @@ hooks.Filters.CONFIG_UNIQUE.add_items(
 ########################################
 
 # (service, template under templates/): the ltigate task writes the tool key
-# into the persistent volume once; the lms task creates the deep-linking OAuth2
-# client when LTIGATE_ENABLE_DEEP_LINKING is set.
+# into the persistent volume once; the lms task creates the OAuth2 client
+# ltigate reads the Course Blocks API with (the subtree gate, and the
+# deep-linking picker when LTIGATE_ENABLE_DEEP_LINKING is set).
 INIT_TASKS: list[tuple[str, tuple[str, ...]]] = [
     ("lms", ("ltigate", "tasks", "lms", "init.sh")),
     ("ltigate", ("ltigate", "tasks", "ltigate", "init.sh")),

@@ -49,6 +49,8 @@ pub struct GatewayOptions {
     pub store: Option<String>,
     /// Extra lines for `[session]`.
     pub session: String,
+    /// The `[jwks]` table body; default: `min_refetch_interval_sec = 60`.
+    pub jwks: Option<String>,
     /// Extra lines for the platform's table (for example a gate).
     pub platform_extra: String,
     /// Extra TOML appended at the end (more platforms, more keys).
@@ -143,7 +145,7 @@ leeway_sec = 5
 {session}
 
 [jwks]
-min_refetch_interval_sec = 60
+{jwks}
 
 [[keys]]
 kid = "tool-1"
@@ -176,6 +178,10 @@ deployment_ids = ["{deployment}"]
             },
             key_path = key_path.display().to_string(),
             session = opts.session,
+            jwks = opts
+                .jwks
+                .as_deref()
+                .unwrap_or("min_refetch_interval_sec = 60"),
             issuer = platform.issuer,
             client_id = platform.client_id,
             base = platform.base_url(),

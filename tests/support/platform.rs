@@ -95,6 +95,8 @@ struct Shared {
     score_stall: Mutex<Duration>,
     /// Score requests that arrived, counting those still stalled.
     score_arrivals: AtomicUsize,
+    /// What the JWKS endpoint does instead of answering at once.
+    jwks_fault: Mutex<JwksFault>,
 }
 
 /// The parameters of one OIDC authentication request, as the platform saw them.
@@ -132,6 +134,7 @@ impl TestPlatform {
             ags: Mutex::new(Ags::default()),
             score_stall: Mutex::new(Duration::ZERO),
             score_arrivals: AtomicUsize::new(0),
+            jwks_fault: Mutex::new(JwksFault::None),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -292,17 +295,6 @@ fn route(
             .expect("response")
     };
     match req.uri().path() {
-        "/jwks" => {
-            shared.jwks_fetches.fetch_add(1, Ordering::SeqCst);
-            let keys: Vec<Value> = shared
-                .published
-                .lock()
-                .expect("lock")
-                .iter()
-                .map(|k| k.jwk.clone())
-                .collect();
-            respond(200, "application/json", json!({ "keys": keys }).to_string())
-        }
         "/auth" => {
             let params: HashMap<String, String> = req
                 .uri()
@@ -561,6 +553,47 @@ fn new_lineitem(ags: &mut Ags, mut item: Value) -> Value {
     item
 }
 
+// ---------------------------------------------------------------- JWKS faults
+
+/// What the JWKS endpoint does (tests/jwks.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwksFault {
+    /// Answers the published keys at once.
+    None,
+    /// Answers this status with no key set (500: failing, 404: missing).
+    Status(u16),
+    /// Waits this long, then answers the published keys (a hanging platform).
+    Hang(Duration),
+}
+
+impl TestPlatform {
+    /// Makes every JWKS request from now on meet `fault`.
+    pub fn set_jwks_fault(&self, fault: JwksFault) {
+        *self.shared.jwks_fault.lock().expect("lock") = fault;
+    }
+}
+
+/// `GET /jwks`: counted when it arrives, so a hanging fetch counts too.
+async fn jwks_route(shared: &Shared) -> hyper::Response<Full<Bytes>> {
+    shared.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+    let fault = *shared.jwks_fault.lock().expect("lock");
+    match fault {
+        JwksFault::None => {}
+        JwksFault::Status(status) => {
+            return ags_respond(status, "text/plain", "no key set here".to_owned());
+        }
+        JwksFault::Hang(wait) => tokio::time::sleep(wait).await,
+    }
+    let keys: Vec<Value> = shared
+        .published
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|k| k.jwk.clone())
+        .collect();
+    ags_respond(200, "application/json", json!({ "keys": keys }).to_string())
+}
+
 /// Every request: the AGS services, or the launch side.
 async fn serve(
     shared: &Shared,
@@ -572,6 +605,8 @@ async fn serve(
         || (path.starts_with("/lineitems/") && path.ends_with("/scores"));
     if is_ags {
         ags_route(shared, req).await
+    } else if path == "/jwks" {
+        jwks_route(shared).await
     } else {
         route(shared, req)
     }

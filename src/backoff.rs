@@ -1,8 +1,8 @@
 //! How long to wait before a retry.
 //!
 //! Owns the one back-off policy for every retry that waits (the grade
-//! queue's today; the JWKS refetch is rate-limited instead, and the proxy
-//! and the Redis store retry a request at most once, at once): a wait that
+//! queue's, and a failing platform JWKS's refetch; the proxy and the Redis
+//! store retry a request at most once, at once): a wait that
 //! doubles from a base with each failed attempt, up to a cap, with jitter
 //! (uniform between
 //! half that ceiling and the ceiling, so that deliveries that failed together

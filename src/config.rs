@@ -127,7 +127,7 @@ pub const DEFAULT_LOGIN_STATE_TTL_SEC: u64 = 600;
 pub const DEFAULT_LEEWAY_SEC: u64 = 60;
 pub const DEFAULT_MAX_GRANTS: usize = 64;
 pub const DEFAULT_JWKS_CACHE_TTL_SEC: u64 = 300;
-pub const DEFAULT_JWKS_MIN_REFETCH_SEC: u64 = 10;
+pub const DEFAULT_JWKS_MIN_REFETCH_SEC: u64 = 2;
 pub const DEFAULT_JWKS_FETCH_TIMEOUT_SEC: u64 = 5;
 pub const DEFAULT_HEADER_READ_TIMEOUT_SEC: u64 = 10;
 pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT_SEC: u64 = 10;
@@ -450,6 +450,8 @@ impl Validator<'_> {
                 DEFAULT_JWKS_CACHE_TTL_SEC,
             )?),
             // Zero would let every unknown kid trigger a fetch from the platform.
+            // Short by default (2 s): a launch inside the interval waits for the
+            // next slot, so a rotation right after a forged kid still passes.
             min_refetch_interval: Duration::from_secs(self.positive(
                 "jwks.min_refetch_interval_sec",
                 raw.min_refetch_interval_sec,

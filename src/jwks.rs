@@ -1,25 +1,61 @@
 //! Platform public keys: JWKS fetched by URL (cached) or kept inline.
 //!
-//! Owns turning a JWKS document into verification keys and keeping them fresh.
-//! A key set fetched by URL is cached for `jwks.cache_ttl_sec`. An unknown
-//! `kid` triggers one refetch (platforms rotate keys; Brightspace about hourly),
-//! but at most once per `jwks.min_refetch_interval_sec`, so a flood of tokens
-//! with random kids cannot turn the gateway into a amplifier against the
-//! platform. Concurrent refetches of one URL are merged into one. Only RSA
-//! signing keys are taken; a key without `alg` is taken as RS256. Each key
-//! is parsed once, when its set is loaded, not on every verification.
+//! Owns turning a JWKS document into verification keys and keeping them fresh,
+//! without letting a hostile token make the gateway hammer the platform or
+//! stall launches. Only RSA signing keys are taken; a key without `alg` is
+//! taken as RS256. Each key is parsed once, when its set is loaded, not on
+//! every verification. It must never wait on a fetch while holding a lock, and
+//! never refuse a key it has cached because the platform's endpoint is slow.
+//!
+//! The rules for a key set fetched by URL (one cache per URL, shared by the
+//! registrations that name it):
+//! - **One fetch at a time.** A fetch runs in its own task and publishes its
+//!   result on a `tokio::sync::watch` channel; every launch that needs it waits
+//!   on that one fetch, for at most `jwks.fetch_timeout_sec` from its arrival.
+//!   A launch that gives up does not cancel the fetch.
+//! - **Stale while revalidate.** Past `jwks.cache_ttl_sec`, a kid in the cached
+//!   set is answered from the cache at once, and one refresh runs in the
+//!   background. A failed refresh keeps the cached set.
+//! - **Unknown kids are rate-limited per key set.** An unknown kid in a fresh
+//!   set starts at most one fetch per `jwks.min_refetch_interval_sec`. Inside
+//!   the interval it waits for the next slot (joining whatever fetch starts
+//!   there) if that slot falls within its wait, and is refused otherwise; so a
+//!   forged kid just before a real key rotation delays the rotation by at most
+//!   the interval instead of refusing it. A fetch that had started before the
+//!   launch arrived does not prove its kid absent: the launch may try the next
+//!   slot. A flood of forged kids therefore costs the platform one fetch per
+//!   interval, whatever its size.
+//! - **Back-off while failing.** After a failed fetch (timeout, non-2xx, not a
+//!   JWKS) no fetch of any kind starts for `min_refetch_interval_sec`, doubling
+//!   with each further failure up to [`FAILING_BACKOFF_CAP`], with jitter
+//!   ([`Backoff`]). Launches that need the platform meanwhile are refused at
+//!   once with the last error rather than held.
+//!
+//! Borrowed, as facts: MicahParks/jwkset (the storage under keyfunc v3) rate-
+//! limits "refresh on unknown kid" with a `rate.Limiter` (`RefreshUnknownKID`)
+//! and bounds how long a read waits for that limiter (`RateLimitWaitMax`, "the
+//! timeout for waiting for rate limiting to end") instead of refusing at once:
+//! the wait-for-the-next-slot rule above. panva/jose's `createRemoteJWKSet`
+//! documents a cooldown after a successful fetch (`cooldownDuration`, 30 s by
+//! default), a maximum age (`cacheMaxAge`, 10 min) and a 5 s request timeout
+//! (`timeoutDuration`); our interval is shorter (2 s by default) because
+//! Brightspace rotates about hourly and a forged kid must not hold a rotation
+//! back. Serving the cached value while one refresh runs is HTTP's
+//! stale-while-revalidate (RFC 5861).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use aws_lc_rs::error::KeyRejected;
 use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use url::Url;
 
+use crate::backoff::Backoff;
 use crate::client::{ClientError, HttpClient};
 
 #[derive(Debug, Clone)]
@@ -40,16 +76,23 @@ pub enum KeySetSource {
 /// Largest JWKS document accepted.
 const MAX_JWKS_BYTES: usize = 512 * 1024;
 
-#[derive(Debug, thiserror::Error)]
+/// The longest back-off between two fetches of a failing key set.
+pub const FAILING_BACKOFF_CAP: Duration = Duration::from_secs(60);
+
+/// Cloned to every launch that waited on the same fetch.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum JwksError {
     #[error("no key with kid {0:?} in the platform's key set")]
     UnknownKid(String),
     #[error("the platform's key set could not be fetched: {0}")]
-    Fetch(#[from] ClientError),
+    Fetch(#[source] Arc<ClientError>),
     #[error("the platform's key set URL answered {0}")]
     Status(http::StatusCode),
     #[error("the platform's key set is not a JWKS document")]
     NotJwks,
+    /// No key set yet, and the fetch did not answer within the wait.
+    #[error("the platform's key set is still being fetched")]
+    StillFetching,
 }
 
 /// One platform verification key, for RS256.
@@ -147,14 +190,44 @@ enum Source {
     Url(UrlKeys),
 }
 
-/// A key set fetched by URL, with its cache and refetch rate limit.
+/// A key set fetched by URL: its cache, its one fetch in flight, its rate
+/// limit and its back-off.
 struct UrlKeys {
     url: Url,
     config: JwksConfig,
-    cached: Mutex<Option<Cached>>,
-    /// When an unknown kid last caused a refetch (the rate-limited kind).
-    last_refetch: Mutex<Option<Instant>>,
-    fetching: tokio::sync::Mutex<()>,
+    backoff: Backoff,
+    /// Held only for short, synchronous steps: never across an `.await`.
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    cached: Option<Cached>,
+    in_flight: Option<Flight>,
+    /// When an unknown kid last started a fetch: the rate limit's clock.
+    last_kid_fetch: Option<Instant>,
+    /// Failed fetches in a row, and when the back-off after them ends.
+    failures: u32,
+    retry_at: Option<Instant>,
+    last_error: Option<JwksError>,
+}
+
+type Outcome = Result<Arc<KeySet>, JwksError>;
+
+/// The fetch in flight: when it started, and where its outcome will appear.
+#[derive(Clone)]
+struct Flight {
+    started: Instant,
+    done: watch::Receiver<Option<Outcome>>,
+}
+
+/// What a launch does next, decided under the state lock.
+enum Step {
+    Key(Arc<PlatformKey>),
+    Refuse(JwksError),
+    Join(Flight),
+    /// The rate limit's next slot for an unknown kid.
+    WaitUntil(Instant),
 }
 
 impl PlatformKeys {
@@ -164,16 +237,15 @@ impl PlatformKeys {
             KeySetSource::Url(url) => Source::Url(UrlKeys {
                 url: url.clone(),
                 config: config.clone(),
-                cached: Mutex::new(None),
-                last_refetch: Mutex::new(None),
-                fetching: tokio::sync::Mutex::new(()),
+                backoff: Backoff::new(config.min_refetch_interval, FAILING_BACKOFF_CAP),
+                state: Arc::default(),
             }),
         };
         Self { source }
     }
 
     /// The verification key for `kid`, fetching or refetching the set as the
-    /// cache and rate-limit rules allow.
+    /// cache, rate-limit and back-off rules allow (see the module comment).
     pub async fn key(&self, kid: &str, client: &HttpClient) -> Result<Arc<PlatformKey>, JwksError> {
         match &self.source {
             Source::Inline(set) => set
@@ -186,68 +258,152 @@ impl PlatformKeys {
 
 impl UrlKeys {
     async fn key(&self, kid: &str, client: &HttpClient) -> Result<Arc<PlatformKey>, JwksError> {
-        let Self {
-            url,
-            config,
-            cached,
-            last_refetch,
-            fetching,
-        } = self;
-        let lookup = || -> (Option<Arc<PlatformKey>>, bool, bool) {
-            let guard = cached.lock().unwrap_or_else(|p| p.into_inner());
-            match guard.as_ref() {
-                None => (None, false, false),
-                Some(c) => (
-                    c.set.get(kid),
-                    true,
-                    c.fetched_at.elapsed() < config.cache_ttl,
-                ),
-            }
-        };
-        let may_refetch = || {
-            let guard = last_refetch.lock().unwrap_or_else(|p| p.into_inner());
-            guard.is_none_or(|t| t.elapsed() >= config.min_refetch_interval)
-        };
-
-        let (key, _, fresh) = lookup();
-        match (&key, fresh) {
-            (Some(k), true) => return Ok(k.clone()),
-            (None, true) if !may_refetch() => return Err(JwksError::UnknownKid(kid.to_owned())),
-            _ => {}
-        }
-
-        // One fetch at a time per URL; whoever waited re-checks the cache.
-        let _turn = fetching.lock().await;
-        let (key, have_set, fresh) = lookup();
-        if let (Some(k), true) = (&key, fresh) {
-            return Ok(k.clone());
-        }
-        if have_set && fresh {
-            // A fresh set without this kid: only an unknown-kid refetch, rate-limited.
-            if !may_refetch() {
-                return Err(JwksError::UnknownKid(kid.to_owned()));
-            }
-            *last_refetch.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-        }
-        match fetch(client, url, config.fetch_timeout).await {
-            Ok(set) => {
-                let set = Arc::new(set);
-                *cached.lock().unwrap_or_else(|p| p.into_inner()) = Some(Cached {
-                    set: set.clone(),
-                    fetched_at: Instant::now(),
-                });
-                set.get(kid)
-                    .ok_or_else(|| JwksError::UnknownKid(kid.to_owned()))
-            }
-            // A stale key is better than no launch while the platform's JWKS
-            // endpoint is briefly down; it was valid when we fetched it.
-            Err(e) => match key {
-                Some(stale) => {
-                    tracing::warn!(url = %url, error = %e, "JWKS refetch failed; using the cached key set");
-                    Ok(stale)
+        let arrived = Instant::now();
+        let deadline = arrived + self.config.fetch_timeout;
+        loop {
+            let mut flight = match self.step(kid, client) {
+                Step::Key(key) => return Ok(key),
+                Step::Refuse(e) => return Err(e),
+                Step::WaitUntil(slot) if slot > deadline => return Err(self.gave_up(kid)),
+                Step::WaitUntil(slot) => {
+                    tokio::time::sleep_until(slot).await;
+                    continue;
                 }
-                None => Err(e),
-            },
+                Step::Join(flight) => flight,
+            };
+            let outcome = tokio::time::timeout_at(deadline, flight.done.wait_for(Option::is_some))
+                .await
+                .map(|seen| seen.map(|o| o.clone()));
+            let outcome = match outcome {
+                Err(_elapsed) => return Err(self.gave_up(kid)),
+                // The fetch task ended without an answer (it panicked).
+                Ok(Err(_)) | Ok(Ok(None)) => Err(JwksError::StillFetching),
+                Ok(Ok(Some(outcome))) => outcome,
+            };
+            match outcome {
+                Ok(set) => match set.get(kid) {
+                    Some(key) => return Ok(key),
+                    // A fetch that started before this launch arrived may
+                    // predate a rotation: try the next slot, if there is time.
+                    None if flight.started < arrived => continue,
+                    None => return Err(JwksError::UnknownKid(kid.to_owned())),
+                },
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Decides the next step for `kid`, starting a fetch if one is due.
+    fn step(&self, kid: &str, client: &HttpClient) -> Step {
+        let now = Instant::now();
+        let mut state = self.lock();
+        // A fetch clears itself before its task ends; one still here with its
+        // sender gone died without an answer (a panic): forget it.
+        if state
+            .in_flight
+            .as_ref()
+            .is_some_and(|f| f.done.has_changed().is_err())
+        {
+            state.in_flight = None;
+        }
+        let fresh = state
+            .cached
+            .as_ref()
+            .map(|c| now.duration_since(c.fetched_at) < self.config.cache_ttl);
+        let backing_off = state.retry_at.is_some_and(|at| now < at);
+        if let Some(key) = state.cached.as_ref().and_then(|c| c.set.get(kid)) {
+            // Stale while revalidate: the cached key now, one refresh behind it.
+            if fresh == Some(false) && state.in_flight.is_none() && !backing_off {
+                tracing::debug!(url = %self.url, "platform key set past its TTL; refreshing in the background");
+                self.start(&mut state, client, now);
+            }
+            return Step::Key(key);
+        }
+        if let Some(flight) = &state.in_flight {
+            return Step::Join(flight.clone());
+        }
+        if backing_off {
+            return Step::Refuse(match (&state.cached, &state.last_error) {
+                (Some(_), _) => JwksError::UnknownKid(kid.to_owned()),
+                (None, Some(e)) => e.clone(),
+                (None, None) => JwksError::StillFetching,
+            });
+        }
+        if fresh == Some(true) {
+            // A fresh set without this kid: the rate-limited kind of fetch.
+            if let Some(last) = state.last_kid_fetch {
+                let slot = last + self.config.min_refetch_interval;
+                if now < slot {
+                    return Step::WaitUntil(slot);
+                }
+            }
+            state.last_kid_fetch = Some(now);
+        }
+        Step::Join(self.start(&mut state, client, now))
+    }
+
+    /// Starts the one fetch of this key set, in its own task so that no
+    /// launch that gives up can cancel it.
+    fn start(&self, state: &mut State, client: &HttpClient, now: Instant) -> Flight {
+        let (tx, rx) = watch::channel(None);
+        let flight = Flight {
+            started: now,
+            done: rx,
+        };
+        state.in_flight = Some(flight.clone());
+        let shared = self.state.clone();
+        let (client, url, timeout, backoff) = (
+            client.clone(),
+            self.url.clone(),
+            self.config.fetch_timeout,
+            self.backoff,
+        );
+        tokio::spawn(async move {
+            let outcome = fetch(&client, &url, timeout).await.map(Arc::new);
+            let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
+            state.in_flight = None;
+            match &outcome {
+                Ok(set) => {
+                    state.cached = Some(Cached {
+                        set: set.clone(),
+                        fetched_at: Instant::now(),
+                    });
+                    state.failures = 0;
+                    state.retry_at = None;
+                    state.last_error = None;
+                }
+                Err(e) => {
+                    state.failures = state.failures.saturating_add(1);
+                    let wait = backoff.delay(state.failures, None);
+                    state.retry_at = Some(Instant::now() + wait);
+                    state.last_error = Some(e.clone());
+                    tracing::warn!(
+                        url = %url,
+                        error = %e,
+                        failures = state.failures,
+                        retry_in_ms = wait.as_millis() as u64,
+                        cached = state.cached.is_some(),
+                        "platform key set fetch failed; cached keys stay in use"
+                    );
+                }
+            }
+            // Published under the lock, so no launch sees the fetch finished
+            // in the state but not yet on the channel, or the reverse.
+            tx.send_replace(Some(outcome));
+        });
+        flight
+    }
+
+    /// The refusal for a launch whose wait ended before a key set came.
+    fn gave_up(&self, kid: &str) -> JwksError {
+        if self.lock().cached.is_some() {
+            JwksError::UnknownKid(kid.to_owned())
+        } else {
+            JwksError::StillFetching
         }
     }
 }
@@ -255,7 +411,8 @@ impl UrlKeys {
 async fn fetch(client: &HttpClient, url: &Url, timeout: Duration) -> Result<KeySet, JwksError> {
     let response = client
         .get(url, "application/json", MAX_JWKS_BYTES, timeout)
-        .await?;
+        .await
+        .map_err(|e| JwksError::Fetch(Arc::new(e)))?;
     if !response.status.is_success() {
         return Err(JwksError::Status(response.status));
     }

@@ -227,7 +227,7 @@ fn minimal_config_and_its_defaults() {
     assert_eq!(c.session.max_grants, 64);
 
     assert_eq!(c.jwks.cache_ttl, Duration::from_secs(300));
-    assert_eq!(c.jwks.min_refetch_interval, Duration::from_secs(10));
+    assert_eq!(c.jwks.min_refetch_interval, Duration::from_secs(2));
     assert_eq!(c.jwks.fetch_timeout, Duration::from_secs(5));
 
     assert_eq!(c.keys.len(), 1);

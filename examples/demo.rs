@@ -313,6 +313,8 @@ auth_token_url = "{base}/token"
 key_set_url = "{base}/jwks"
 key = "{TOOL_KID}"
 deployment_ids = ["{deployment}"]
+# The demo platform is on loopback.
+allow_private_addresses = true
 
 [upstream]
 url = {upstream}

@@ -1,11 +1,17 @@
 //! The one outbound HTTP client.
 //!
-//! Built once at start-up and shared for every outbound call (platform JWKS
-//! now; OAuth2 tokens, AGS and the LMS later). It pools connections, speaks
-//! HTTP/1.1 and HTTP/2 over rustls, sends a `User-Agent` (Canvas refuses
-//! requests without one), bounds every call with a timeout and every response
-//! body with a size limit. It never follows redirects.
+//! Built once at start-up and shared for every outbound call (platform JWKS,
+//! OAuth2 tokens, AGS, the LMS's APIs). It pools connections, speaks
+//! HTTP/1.1 and HTTP/2 over rustls, sends a `User-Agent` on every request
+//! (Canvas refuses API calls without one), bounds every call with a timeout
+//! and every response body with a size limit. It never follows redirects.
+//! [`HttpClient::public_only`] also refuses to connect to loopback,
+//! link-local and private addresses, whatever a host name resolves to.
 
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,6 +20,7 @@ use http_body_util::{BodyExt as _, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
 use hyper_util::rt::TokioExecutor;
 use url::Url;
 
@@ -46,7 +53,77 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct HttpClient {
-    inner: Client<HttpsConnector<HttpConnector>, Body>,
+    inner: Inner,
+}
+
+#[derive(Clone)]
+enum Inner {
+    Any(Client<HttpsConnector<HttpConnector>, Body>),
+    Public(Client<HttpsConnector<HttpConnector<PublicOnly>>, Body>),
+}
+
+/// Whether `ip` is an address on the public internet: not loopback,
+/// unspecified, private (RFC 1918, IPv6 unique local), link-local, shared
+/// (RFC 6598, carrier-grade NAT), broadcast, multicast or documentation,
+/// also when written as an IPv4-mapped IPv6 address.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_unspecified()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_unique_local()
+                    || v6.is_unicast_link_local()
+                    || v6.is_multicast())
+            }
+        },
+    }
+}
+
+/// A resolver that keeps only public addresses (see [`is_public`]), so that
+/// a host name that resolves (or is rebound) to an internal address is not
+/// connected to. A name with no public address fails to resolve.
+#[derive(Clone)]
+pub struct PublicOnly(GaiResolver);
+
+impl tower_service::Service<Name> for PublicOnly {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let host = name.as_str().to_owned();
+        let lookup = self.0.call(name);
+        Box::pin(async move {
+            let public: Vec<SocketAddr> = lookup.await?.filter(|a| is_public(a.ip())).collect();
+            if public.is_empty() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!(
+                        "{host} has no public address (loopback, link-local and private ones are not used)"
+                    ),
+                ));
+            }
+            Ok(public.into_iter())
+        })
+    }
 }
 
 impl Default for HttpClient {
@@ -58,8 +135,15 @@ impl Default for HttpClient {
 /// Dials `http` and `https` URLs (web PKI roots), with `TCP_NODELAY` and a
 /// connect timeout; `http2` also offers HTTP/2 by ALPN.
 pub fn connector(connect_timeout: Duration, http2: bool) -> HttpsConnector<HttpConnector> {
+    connector_with(HttpConnector::new(), connect_timeout, http2)
+}
+
+fn connector_with<R>(
+    mut http: HttpConnector<R>,
+    connect_timeout: Duration,
+    http2: bool,
+) -> HttpsConnector<HttpConnector<R>> {
     crate::install_crypto_provider();
-    let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
@@ -74,22 +158,46 @@ pub fn connector(connect_timeout: Duration, http2: bool) -> HttpsConnector<HttpC
     }
 }
 
+fn pooled() -> hyper_util::client::legacy::Builder {
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256);
+    builder
+}
+
 impl HttpClient {
     pub fn new(connect_timeout: Duration) -> Self {
         let connector = connector(connect_timeout, true);
-        let inner = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
-            .build(connector);
-        Self { inner }
+        Self {
+            inner: Inner::Any(pooled().build(connector)),
+        }
+    }
+
+    /// A client that connects to public addresses only (see [`PublicOnly`]):
+    /// for URLs a platform's launch handed over.
+    pub fn public_only(connect_timeout: Duration) -> Self {
+        let http = HttpConnector::new_with_resolver(PublicOnly(GaiResolver::new()));
+        let connector = connector_with(http, connect_timeout, true);
+        Self {
+            inner: Inner::Public(pooled().build(connector)),
+        }
     }
 
     /// Sends a request and returns the streaming response (no timeout: the caller sets them).
     pub async fn request(
         &self,
-        request: Request<Body>,
+        mut request: Request<Body>,
     ) -> Result<http::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error> {
-        self.inner.request(request).await
+        if !request.headers().contains_key(header::USER_AGENT) {
+            request
+                .headers_mut()
+                .insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+        }
+        match &self.inner {
+            Inner::Any(c) => c.request(request).await,
+            Inner::Public(c) => c.request(request).await,
+        }
     }
 
     /// GETs `url` with the given `Accept`, reading at most `limit` bytes of body.
@@ -119,7 +227,6 @@ impl HttpClient {
         let host = url.host_str().unwrap_or_default().to_owned();
         let call = async {
             let response = self
-                .inner
                 .request(request)
                 .await
                 .map_err(|e| ClientError::Network {

@@ -607,6 +607,20 @@ impl Validator<'_> {
                 ));
             }
             let gate = p.gate.map(|g| self.gate(g, &at("gate"))).transpose()?;
+            let service_origins = p
+                .service_origins
+                .iter()
+                .map(|o| {
+                    let parsed = url("service_origins", o)?;
+                    if parsed.path() != "/" || parsed.query().is_some() || parsed.host_str().is_none() {
+                        return Err(self.err(
+                            at("service_origins"),
+                            format!("{o:?} must be a scheme and host only, like https://school.instructure.com"),
+                        ));
+                    }
+                    Ok(parsed.origin())
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             out.push(PlatformConfig {
                 title: p.title.unwrap_or_else(|| p.issuer.clone()),
                 active: p.active.unwrap_or(true),
@@ -620,6 +634,8 @@ impl Validator<'_> {
                 deployment_ids: p.deployment_ids.into_iter().collect(),
                 org: p.org,
                 gate,
+                service_origins,
+                allow_private_addresses: p.allow_private_addresses.unwrap_or(false),
             });
         }
         Ok(out)

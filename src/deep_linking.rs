@@ -62,6 +62,8 @@ pub enum RequestError {
         "this registration has no launch gate allowing any content, so there is nothing to pick"
     )]
     NoGate,
+    #[error("the deep_link_return_url is not allowed: {0}")]
+    ReturnUrlNotAllowed(#[from] crate::registry::ServiceUrlRefused),
 }
 
 /// Why the picker refused.
@@ -193,6 +195,8 @@ impl DeepLinking {
         if parsed.scheme() != "https" && !http_ok {
             return Err(RequestError::MissingClaim("deep_link_return_url"));
         }
+        // The signed response goes there: only to where this platform is.
+        reg.check_service_url(&parsed)?;
         let accepts_links = settings
             .get("accept_types")
             .and_then(Value::as_array)

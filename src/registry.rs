@@ -27,6 +27,27 @@ pub struct PlatformConfig {
     pub deployment_ids: std::collections::BTreeSet<String>,
     pub org: Option<String>,
     pub gate: Option<crate::gate::LaunchGate>,
+    /// Origins besides the auth and token URLs' where a launch's service
+    /// URLs (AGS line items, the deep-linking return URL) may point.
+    pub service_origins: Vec<url::Origin>,
+    /// Whether those URLs (and the addresses their hosts resolve to) may be
+    /// loopback, link-local or private.
+    pub allow_private_addresses: bool,
+}
+
+/// Why a service URL a launch handed over is not used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceUrlRefused {
+    #[error("{url} is not an http(s) URL")]
+    NotHttp { url: String },
+    #[error(
+        "{origin} is neither the origin of this registration's auth_login_url or auth_token_url nor listed in its service_origins"
+    )]
+    OtherOrigin { origin: String },
+    #[error(
+        "{host} is a loopback, link-local or private address, which this registration does not allow (allow_private_addresses)"
+    )]
+    PrivateAddress { host: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,6 +65,47 @@ pub struct Registration {
     pub platform: PlatformConfig,
     pub platform_keys: Arc<PlatformKeys>,
     pub tool_key: Arc<ToolKey>,
+}
+
+impl Registration {
+    /// Checks a URL that a launch handed over (a line item, a line items
+    /// container or its next page, a deep-linking return URL) before ltigate
+    /// sends a token there: it must be on the origin of the registration's
+    /// auth or token URL, or on one listed in `service_origins`; and, unless
+    /// the registration allows private addresses, its host must not be a
+    /// loopback, link-local or private IP. (Host names are resolved by the
+    /// client, which refuses such addresses the same way:
+    /// [`crate::client::HttpClient::public_only`].)
+    pub fn check_service_url(&self, url: &url::Url) -> Result<(), ServiceUrlRefused> {
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(ServiceUrlRefused::NotHttp {
+                url: url.to_string(),
+            });
+        }
+        let origin = url.origin();
+        let p = &self.platform;
+        let listed = origin == p.auth_login_url.origin()
+            || origin == p.auth_token_url.origin()
+            || p.service_origins.contains(&origin);
+        if !listed {
+            return Err(ServiceUrlRefused::OtherOrigin {
+                origin: origin.ascii_serialization(),
+            });
+        }
+        if !p.allow_private_addresses {
+            let ip = match url.host() {
+                Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+                Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+                _ => None,
+            };
+            if ip.is_some_and(|ip| !crate::client::is_public(ip)) {
+                return Err(ServiceUrlRefused::PrivateAddress {
+                    host: url.host_str().unwrap_or_default().to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 pub struct Registry {

@@ -852,6 +852,33 @@ async fn a_platform_that_cannot_take_resource_links_is_refused() {
     w.assert_no_picker(&result).await;
 }
 
+/// The signed deep-linking response goes only where the platform is: a
+/// return URL on another origin than the registration's auth and token
+/// URLs (and its `service_origins`) is refused before the picker opens.
+/// (Before, any http(s) URL was accepted.)
+#[tokio::test]
+async fn a_return_url_on_another_origin_is_refused() {
+    let w = World::start(&gate(&courses(&[CS101]))).await;
+    for url in [
+        "https://attacker.example/collect",
+        "http://127.0.0.1:9/return",
+        "http://169.254.169.254/latest/meta-data/",
+    ] {
+        let (_, result) = w
+            .dl_launch(&Browser::new(), DL_LAUNCH, |c| {
+                c[SETTINGS]["deep_link_return_url"] = json!(url);
+            })
+            .await;
+        result.assert_rejected(400, "deep_linking_return_url_not_allowed");
+        assert!(
+            result.body.contains("service_origins"),
+            "the page names the setting: {}",
+            result.body
+        );
+        w.assert_no_picker(&result).await;
+    }
+}
+
 #[tokio::test]
 async fn a_return_url_that_is_not_http_is_refused() {
     let w = World::start(&gate(&courses(&[CS101]))).await;

@@ -1266,7 +1266,8 @@ async fn a_hanging_platform_delays_only_its_own_scores() {
     let fast_platform = format!(
         "[[platforms]]\ntitle = \"Fast\"\nissuer = \"{}\"\nclient_id = \"{}\"\n\
          auth_login_url = \"{base}/auth\"\nauth_token_url = \"{base}/token\"\n\
-         key_set_url = \"{base}/jwks\"\nkey = \"tool-1\"\ndeployment_ids = [\"{}\"]\n",
+         key_set_url = \"{base}/jwks\"\nkey = \"tool-1\"\ndeployment_ids = [\"{}\"]\n\
+         allow_private_addresses = true\n",
         fast.issuer,
         fast.client_id,
         fast.deployment_id,
@@ -1444,4 +1445,77 @@ async fn a_replica_renews_its_lease_while_a_delivery_runs_long() {
     assert_eq!(scores[0].json()["scoreGiven"], 5.0);
     assert_eq!(scores[0].json()["timestamp"], MODIFIED);
     drained(&reqwest::Client::new(), &b).await;
+}
+
+/// A line item URL that a launch hands over must be on the registration's
+/// origins: one elsewhere gets no token and no score, and the delivery is
+/// parked with an error that names the setting. (Before, a registered
+/// platform could make ltigate POST its bearer token to any address.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_item_on_another_origin_gets_no_token() {
+    let s = setup().await;
+    let elsewhere = TestPlatform::start().await;
+    launch(
+        &s.gw,
+        &s.platform,
+        &s.browser,
+        P1,
+        ("rl-1", "Graded"),
+        Some(ags_claim(Some(&lineitem(&elsewhere, 1)), None)),
+    )
+    .await;
+    let user = username(&s, P1).await;
+    accepted(&s, &event(&user, P1, 5.0, 10.0, MODIFIED)).await;
+    let failed = until("the delivery to be parked", || async {
+        let list = deliveries(&s.http, &s.gw, true).await;
+        (list.len() == 1).then_some(list)
+    })
+    .await;
+    let error = failed[0]["last_error"].as_str().expect("last_error");
+    assert!(
+        error.contains("service_origins") && error.contains(&elsewhere.base_url()),
+        "{error}"
+    );
+    assert!(elsewhere.score_requests().is_empty());
+    assert!(elsewhere.token_requests().is_empty());
+    assert!(s.platform.score_requests().is_empty());
+}
+
+/// Without `allow_private_addresses`, a registration's calls go to public
+/// addresses only: a loopback platform gets no token request (the address
+/// is checked before anything is sent), and the delivery is parked saying
+/// which setting allows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_addresses_need_the_registration_to_allow_them() {
+    let platform = TestPlatform::start().await;
+    let upstream = TestUpstream::start().await;
+    let gw = start_gateway(
+        &platform,
+        &upstream,
+        &grades_table("127.0.0.1:0", ""),
+        GatewayOptions {
+            platform_extra: "allow_private_addresses = false".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let s = Setup {
+        platform,
+        upstream,
+        gw,
+        browser: Browser::new(),
+        http: reqwest::Client::new(),
+    };
+    launch_graded(&s, P1, "rl-1", 1).await;
+    let user = username(&s, P1).await;
+    accepted(&s, &event(&user, P1, 5.0, 10.0, MODIFIED)).await;
+    let failed = until("the delivery to be parked", || async {
+        let list = deliveries(&s.http, &s.gw, true).await;
+        (list.len() == 1).then_some(list)
+    })
+    .await;
+    let error = failed[0]["last_error"].as_str().expect("last_error");
+    assert!(error.contains("allow_private_addresses"), "{error}");
+    assert!(s.platform.token_requests().is_empty());
+    assert!(s.platform.score_requests().is_empty());
 }

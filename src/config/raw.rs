@@ -171,6 +171,9 @@ pub struct Platform {
     pub deployment_ids: Vec<String>,
     pub org: Option<String>,
     pub gate: Option<Gate>,
+    #[serde(default)]
+    pub service_origins: Vec<String>,
+    pub allow_private_addresses: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

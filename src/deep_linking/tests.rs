@@ -54,6 +54,8 @@ fn fixture(allow_http: bool) -> Fixture {
         deployment_ids: ["d1".to_owned()].into(),
         org: None,
         gate,
+        service_origins: Vec::new(),
+        allow_private_addresses: false,
     };
     let gate = LaunchGate {
         allowed_orgs: ["O".to_owned()].into(),

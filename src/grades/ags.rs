@@ -81,10 +81,16 @@ pub fn scores_url(lineitem: &str) -> Result<Url, AgsError> {
     Ok(url)
 }
 
+/// The connect timeout of calls to platforms.
+const PUBLIC_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// What every AGS call needs: the shared outbound client, the clock, and
 /// the platforms' access tokens.
 pub struct Ags {
+    /// For the LMS, and for platforms that allow private addresses.
     pub client: HttpClient,
+    /// For every other platform: public addresses only.
+    public: HttpClient,
     pub clock: std::sync::Arc<dyn Clock>,
     tokens: Tokens,
 }
@@ -93,8 +99,19 @@ impl Ags {
     pub fn new(client: HttpClient, clock: std::sync::Arc<dyn Clock>) -> Self {
         Self {
             client,
+            public: HttpClient::public_only(PUBLIC_CONNECT_TIMEOUT),
             clock,
             tokens: Tokens::default(),
+        }
+    }
+
+    /// The client for calls to `reg`'s platform (see
+    /// [`Registration::check_service_url`]).
+    fn platform_client(&self, reg: &Registration) -> &HttpClient {
+        if reg.platform.allow_private_addresses {
+            &self.client
+        } else {
+            &self.public
         }
     }
 }
@@ -128,6 +145,8 @@ impl Ags {
             return Ok(hit.0.clone());
         }
         let platform = &reg.platform;
+        reg.check_service_url(&platform.auth_token_url)
+            .map_err(|refused| AgsError::Permanent(format!("the token URL: {refused}")))?;
         let token_url = platform.auth_token_url.as_str();
         let assertion = reg
             .tool_key
@@ -156,7 +175,7 @@ impl Ags {
             .body(crate::full_body(Bytes::from(form)))
             .map_err(|e| AgsError::Permanent(e.to_string()))?;
         let response = self
-            .client
+            .platform_client(reg)
             .send(
                 &platform.auth_token_url,
                 request,
@@ -204,13 +223,14 @@ struct Call<'a> {
     body: Option<Vec<u8>>,
 }
 
-/// An authenticated AGS call.
+/// An authenticated AGS call, to a URL the registration allows.
 async fn call(
     ags: &Ags,
+    reg: &Registration,
     c: Call<'_>,
     token: &str,
     timeout: Duration,
-) -> Result<Fetched, ClientError> {
+) -> Result<Fetched, AgsError> {
     let Call {
         method,
         url,
@@ -218,6 +238,11 @@ async fn call(
         accept,
         body,
     } = c;
+    reg.check_service_url(url).map_err(|refused| {
+        AgsError::Permanent(format!(
+            "not sent: the platform handed over {url}, and {refused}"
+        ))
+    })?;
     let mut builder = Request::builder()
         .method(method)
         .uri(url.as_str())
@@ -232,9 +257,10 @@ async fn call(
     let request = builder
         .body(crate::full_body(body.map(Bytes::from).unwrap_or_default()))
         .map_err(|e| ClientError::Request(e.to_string()))?;
-    ags.client
+    Ok(ags
+        .platform_client(reg)
         .send(url, request, MAX_RESPONSE_BYTES, timeout)
-        .await
+        .await?)
 }
 
 /// The `rel="next"` URL of a `Link` header.
@@ -255,6 +281,7 @@ fn next_page(headers: &http::HeaderMap) -> Option<Url> {
 /// Finds this resource link's line item in the container, or creates it.
 pub async fn find_or_create_lineitem(
     ags: &Ags,
+    reg: &Registration,
     lineitems: &str,
     resource_link_id: &str,
     label: &str,
@@ -272,6 +299,7 @@ pub async fn find_or_create_lineitem(
         pages += 1;
         let r = call(
             ags,
+            reg,
             Call {
                 method: Method::GET,
                 url: &page,
@@ -304,6 +332,7 @@ pub async fn find_or_create_lineitem(
     let url = Url::parse(lineitems).map_err(|e| AgsError::Permanent(e.to_string()))?;
     let r = call(
         ags,
+        reg,
         Call {
             method: Method::POST,
             url: &url,
@@ -329,6 +358,7 @@ pub async fn find_or_create_lineitem(
 /// POSTs one score.
 pub async fn post_score(
     ags: &Ags,
+    reg: &Registration,
     lineitem: &str,
     score: &Value,
     token: &str,
@@ -337,6 +367,7 @@ pub async fn post_score(
     let url = scores_url(lineitem)?;
     let r = call(
         ags,
+        reg,
         Call {
             method: Method::POST,
             url: &url,

@@ -27,6 +27,7 @@ use super::queue::{Delivery, PARKED, Score, State};
 use super::{GradedResource, Grades, GradesConfig, LINEITEM_SCOPE, SCORE_SCOPE};
 use crate::backoff::Backoff;
 use crate::clock::UnixTime;
+use crate::registry::Registration;
 use crate::session::UserRef;
 use crate::store::Queued;
 
@@ -267,7 +268,18 @@ async fn deliver(app: &Grades, delivery: &Delivery) -> Result<&'static str, AgsE
     let mut refreshed = false;
     loop {
         let token = app.ags.token(&reg, &scopes, timeout).await?;
-        match send_score(app, r, given, maximum, &delivery.timestamp, &token, timeout).await {
+        match send_score(
+            app,
+            &reg,
+            r,
+            given,
+            maximum,
+            &delivery.timestamp,
+            &token,
+            timeout,
+        )
+        .await
+        {
             Err(AgsError::TokenRefused(error)) if refreshed => {
                 return Err(AgsError::Retry { error, after: None });
             }
@@ -283,8 +295,10 @@ async fn deliver(app: &Grades, delivery: &Delivery) -> Result<&'static str, AgsE
 }
 
 /// Finds the line item if needed, then posts the score.
+#[allow(clippy::too_many_arguments)]
 async fn send_score(
     app: &Grades,
+    reg: &Registration,
     r: &GradedResource,
     given: f64,
     maximum: f64,
@@ -305,6 +319,7 @@ async fn send_score(
                 .unwrap_or(r.usage_key.as_str());
             let found = ags::find_or_create_lineitem(
                 &app.ags,
+                reg,
                 lineitems,
                 &r.resource_link_id,
                 label,
@@ -326,7 +341,7 @@ async fn send_score(
         "gradingProgress": "FullyGraded",
         "timestamp": timestamp,
     });
-    ags::post_score(&app.ags, &lineitem, &body, token, timeout).await
+    ags::post_score(&app.ags, reg, &lineitem, &body, token, timeout).await
 }
 
 /// The composite score from the LMS, normalised to (earned / possible, 1).

@@ -501,6 +501,13 @@ fn deep_linking_request(e: &LaunchError, d: &RequestError) -> Entry {
             Page::new("Only instructors can add content")
                 .para("Choosing content for a course is open to instructors, administrators and content developers. Ask your instructor to add this content."),
         ),
+        RequestError::ReturnUrlNotAllowed(refused) => row(
+            S::BAD_REQUEST,
+            "deep_linking_return_url_not_allowed",
+            Page::new("The platform's return address is not allowed")
+                .para(format!("The platform asked for the chosen content to be sent to an address this registration does not allow: {refused}. An administrator can list the platform's origin in its service_origins setting."))
+                .para(ASK_ADMIN),
+        ),
         RequestError::NoGate => row(
             S::FORBIDDEN,
             "deep_linking_no_gate",

@@ -52,6 +52,8 @@ fn fixture() -> Fixture {
         deployment_ids: [DEPLOYMENT.to_owned()].into(),
         org: None,
         gate: None,
+        service_origins: Vec::new(),
+        allow_private_addresses: false,
     };
     let jwks = JwksConfig {
         cache_ttl: Duration::from_secs(300),

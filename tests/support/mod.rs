@@ -160,6 +160,7 @@ auth_token_url = "{base}/token"
 key_set_url = "{base}/jwks"
 key = "tool-1"
 deployment_ids = ["{deployment}"]
+{private}
 {platform_extra}
 
 {upstream}
@@ -187,6 +188,12 @@ deployment_ids = ["{deployment}"]
             base = platform.base_url(),
             deployment = platform.deployment_id,
             platform_extra = opts.platform_extra,
+            // The test platform is on loopback.
+            private = if opts.platform_extra.contains("allow_private_addresses") {
+                ""
+            } else {
+                "allow_private_addresses = true"
+            },
             extra = opts.extra,
         )
     }

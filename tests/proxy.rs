@@ -1434,3 +1434,41 @@ async fn every_response_has_a_request_id_that_the_upstream_also_sees() {
     assert_eq!(unique.len(), ids.len(), "ids repeat: {ids:?}");
     assert!(ids.iter().all(|id| !id.is_empty()), "{ids:?}");
 }
+
+// ---------------------------------------------------------------- 12. what reaches the LMS
+
+/// An HTTP/2 browser may send its cookies as several `Cookie` fields (RFC
+/// 9113 §8.2.3 lets it split them). The LMS must get them as one field
+/// joined with "; ": gunicorn joins repeated fields with "," (the loop over
+/// `req.headers` in `gunicorn/http/wsgi.py` `create`), and Django's cookie
+/// parser would then read `csrftoken=tok,sessionid=good` as one cookie.
+#[tokio::test]
+async fn http2_cookie_crumbs_reach_the_lms_as_one_cookie_header() {
+    let s = launched(GatewayOptions::default()).await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("h2 client");
+    let session = session_pair(&s.gw, &s.browser);
+    for path in ["/static/js/x.js".to_owned(), display_path(USAGE)] {
+        let response = h2
+            .get(s.gw.url(&path))
+            .header("cookie", "lms.csrftoken=tok")
+            .header("cookie", &session)
+            .header("cookie", "MoodleSession=m")
+            .header("cookie", "lms.sessionid=good")
+            .send()
+            .await
+            .expect("h2 request");
+        assert_eq!(response.version(), reqwest::Version::HTTP_2);
+        assert_eq!(response.status(), 200, "{path}");
+        let seen = s.upstream.last();
+        assert_eq!(
+            seen.header_all("cookie"),
+            vec!["csrftoken=tok; sessionid=good"],
+            "{path}: {:?}",
+            seen.headers
+        );
+    }
+}

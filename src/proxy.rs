@@ -143,6 +143,8 @@ pub struct Origin<'a> {
 /// The upstream and everything needed to talk to it.
 pub struct Proxy {
     config: UpstreamConfig,
+    /// The parameter names `display_query` sets, decoded.
+    display_names: Vec<String>,
     assertion_header: HeaderName,
     identity_headers: bool,
     pool: Arc<UpstreamPool>,
@@ -193,7 +195,17 @@ impl Proxy {
         }
         let public_host =
             public.url[url::Position::BeforeHost..url::Position::AfterPort].to_owned();
+        let display_names = config
+            .display_query
+            .as_deref()
+            .map(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .map(|(name, _)| name.into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
         Self {
+            display_names,
             assertion_header: assertion.header.clone(),
             identity_headers: assertion.identity_headers,
             pool,
@@ -215,25 +227,50 @@ impl Proxy {
         &self.config
     }
 
-    /// The upstream path and query of the display page for `content`.
+    /// The upstream path and query of the display page for `content`: the
+    /// operator's `display_query` first, then the client's query without
+    /// any parameter that `display_query` sets.
+    ///
+    /// The operator's parameters must win, and Django lets the last copy of
+    /// a repeated name win: `QueryDict` (django/http/request.py) is a
+    /// `MultiValueDict`, whose `__getitem__` and `get` return the last value
+    /// (django/utils/datastructures.py), and `render_xblock`
+    /// (openedx-platform lms/djangoapps/courseware/views/views.py) reads
+    /// `request.GET.get('view', 'student_view')`. So such a client
+    /// parameter is dropped, compared by its name as Django decodes it
+    /// (percent-decoded, `+` as a space, split on `&` only, as
+    /// `urllib.parse.parse_qsl` does), and everything else is passed on
+    /// exactly as sent.
     pub fn display_target(&self, content: &ContentPath, client_query: Option<&str>) -> String {
-        let path = self
+        let mut target = self
             .config
             .display_path
             .replace("{usage_key}", content.usage.as_str())
             .replace("{course_key}", content.course.as_str());
-        let query: Vec<&str> = self
-            .config
-            .display_query
-            .as_deref()
-            .into_iter()
-            .chain(client_query.filter(|q| !q.is_empty()))
-            .collect();
-        if query.is_empty() {
-            path
-        } else {
-            format!("{path}?{}", query.join("&"))
+        let mut sep = '?';
+        if let Some(q) = &self.config.display_query {
+            target.push(sep);
+            target.push_str(q);
+            sep = '&';
         }
+        for param in client_query.unwrap_or_default().split('&') {
+            if param.is_empty() || self.display_sets(param) {
+                continue;
+            }
+            target.push(sep);
+            target.push_str(param);
+            sep = '&';
+        }
+        target
+    }
+
+    /// Whether the one query parameter `param` (no `&`) names a parameter
+    /// that `display_query` sets.
+    fn display_sets(&self, param: &str) -> bool {
+        !self.display_names.is_empty()
+            && form_urlencoded::parse(param.as_bytes())
+                .next()
+                .is_some_and(|(name, _)| self.display_names.iter().any(|n| *n == name))
     }
 
     /// Checks that the upstream accepts TCP connections.

@@ -1472,3 +1472,54 @@ async fn http2_cookie_crumbs_reach_the_lms_as_one_cookie_header() {
         );
     }
 }
+
+/// `display_query` is the operator's: a parameter it sets cannot be set
+/// again by the client, whatever its spelling. Django's `QueryDict` returns
+/// the last value of a repeated name (`MultiValueDict.__getitem__` in
+/// `django/utils/datastructures.py`), and `render_xblock` reads
+/// `request.GET.get('view', 'student_view')`, so today the client's copy,
+/// sent after the operator's, wins.
+#[tokio::test]
+async fn the_client_query_cannot_override_display_query() {
+    let s = launched(GatewayOptions {
+        upstream_extra: "display_query = \"view=student_view&show_title=0\"".into(),
+        ..Default::default()
+    })
+    .await;
+    let display = display_path(USAGE);
+    let upstream = format!("/ltigate/xblock/{USAGE}");
+    for (query, forwarded) in [
+        ("", "view=student_view&show_title=0"),
+        ("a=b", "view=student_view&show_title=0&a=b"),
+        ("view=public_view", "view=student_view&show_title=0"),
+        (
+            "view=public_view&a=1&show_title=1&b=%2F",
+            "view=student_view&show_title=0&a=1&b=%2F",
+        ),
+        // Other spellings of the same names, as Django decodes them.
+        (
+            "vi%65w=public_view&x=1",
+            "view=student_view&show_title=0&x=1",
+        ),
+        ("show%5Ftitle=1", "view=student_view&show_title=0"),
+        ("view&x=1", "view=student_view&show_title=0&x=1"),
+        // Not the same name.
+        (
+            "views=1&view+=2",
+            "view=student_view&show_title=0&views=1&view+=2",
+        ),
+    ] {
+        let path = if query.is_empty() {
+            display.clone()
+        } else {
+            format!("{display}?{query}")
+        };
+        let raw = raw_get(&s.gw, &s.browser, &path).await;
+        assert_eq!(raw.status, 200, "{query}: {}", raw.body);
+        assert_eq!(
+            s.upstream.last().target,
+            format!("{upstream}?{forwarded}"),
+            "{query}"
+        );
+    }
+}

@@ -110,6 +110,30 @@ pub enum ProxyError {
     UpgradeRefused,
 }
 
+/// The methods a browser's pages use, the only ones forwarded, as an
+/// `Allow` header lists them.
+pub const FORWARDED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+
+/// Whether `method` is one of [`FORWARDED_METHODS`]. CONNECT would make the
+/// LMS's front server a tunnel, TRACE echoes the request (cookies and the
+/// assertion included) back to the page, and an extension method (WebDAV's
+/// PROPFIND, anything made up) is nothing an Open edX page sends, yet a
+/// rule without `methods` would let it through to whatever parses it.
+pub fn forwards_method(method: &http::Method) -> bool {
+    use http::Method as M;
+    // Standard methods compare by their tag.
+    [
+        M::GET,
+        M::HEAD,
+        M::POST,
+        M::PUT,
+        M::PATCH,
+        M::DELETE,
+        M::OPTIONS,
+    ]
+    .contains(method)
+}
+
 /// Identity headers ltigate sets; any client copy is removed.
 pub const USER_HEADER: HeaderName = HeaderName::from_static("x-ltigate-user");
 pub const EMAIL_HEADER: HeaderName = HeaderName::from_static("x-ltigate-email");

@@ -1523,3 +1523,65 @@ async fn the_client_query_cannot_override_display_query() {
         );
     }
 }
+
+/// Only the methods a browser's pages use are forwarded. CONNECT, TRACE and
+/// anything else get the refusal page, even on a path whose rule names no
+/// methods (the handlers), and never reach the LMS.
+#[tokio::test]
+async fn only_browser_methods_are_forwarded() {
+    let s = launched(GatewayOptions::default()).await;
+    let path = handler(COURSE, USAGE, "xmodule_handler/problem_check");
+    for method in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] {
+        let before = s.upstream.count();
+        let response = s
+            .browser
+            .http
+            .request(method.parse().expect("method"), s.gw.url(&path))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 200, "{method}");
+        assert_eq!(s.upstream.count(), before + 1, "{method}");
+        assert_eq!(s.upstream.last().method, method);
+    }
+    let cookie = cookies(&s.gw, &s.browser);
+    let host = s.gw.addr;
+    for request in [
+        format!(
+            "TRACE {path} HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+        ),
+        format!(
+            "PROPFIND {path} HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+        ),
+        format!(
+            "FOO {path} HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+        ),
+        format!(
+            "TRACE /static/js/x.js HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+        ),
+        format!(
+            "CONNECT {} HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\n\r\n",
+            s.upstream.addr, s.upstream.addr
+        ),
+        format!(
+            "CONNECT {path} HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+        ),
+    ] {
+        let before = s.upstream.count();
+        let line = request.lines().next().unwrap_or_default().to_owned();
+        let raw = raw_request(&s.gw, request.as_bytes()).await;
+        assert_eq!(raw.status, 405, "{line}: {}", raw.body);
+        assert!(
+            raw.body.contains("<code>method_not_allowed</code>"),
+            "{line}: {}",
+            raw.body
+        );
+        assert!(raw.header("x-request-id").is_some(), "{line}");
+        assert_eq!(
+            raw.header("allow"),
+            Some("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+            "{line}"
+        );
+        assert_eq!(s.upstream.count(), before, "{line} reached the upstream");
+    }
+}

@@ -403,6 +403,11 @@ where
     B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
 {
+    // Before anything else: a method that is never forwarded needs no
+    // session read (CONNECT's authority-form target has no path at all).
+    if !crate::proxy::forwards_method(req.method()) {
+        return Err(Rejection::MethodNotAllowed(crate::proxy::FORWARDED_METHODS));
+    }
     let path = crate::path::normalize(req.uri().path()).map_err(Rejection::BadPath)?;
     let session_id = session_cookie(app, &req);
     let now = app.clock.now();

@@ -5,9 +5,10 @@
 //! (plus the query string, which never took part in the decision) to the
 //! upstream, with the method, body and end-to-end headers unchanged and
 //! streamed both ways. It removes what must not cross: hop-by-hop headers,
-//! every client copy of the identity headers (any case, `_` or `-`), client
-//! `X-Forwarded-*`/`Forwarded`, the browser's `Authorization`, and every
-//! cookie the LMS did not set through ltigate. It adds what the LMS may
+//! every client copy of the headers ltigate sets (any case, `_` or `-`),
+//! the foreign identity and routing headers other layers trust
+//! (`strip.rs`, plus `[upstream] strip_request_headers`), the browser's
+//! `Authorization`, and every cookie the LMS did not set through ltigate. It adds what the LMS may
 //! trust: the signed assertion and `X-Forwarded-*` set by ltigate.
 //!
 //! Cookies are kept apart by name. An upstream `Set-Cookie: NAME=V` reaches
@@ -52,6 +53,7 @@ use crate::content::ContentPath;
 use crate::{Body, BoxError};
 
 mod pool;
+mod strip;
 use pool::{PoolError, UpstreamPool};
 
 /// The LMS behind the gateway.
@@ -70,6 +72,9 @@ pub struct UpstreamConfig {
     /// Query added to the display page request, e.g. `view=student_view`.
     pub display_query: Option<String>,
     pub max_request_body_bytes: u64,
+    /// More request headers to remove, on top of the built-in list:
+    /// lower-case, `-` for `_`, a trailing `*` for a prefix.
+    pub strip_request_headers: Vec<String>,
     /// The LMS's `SESSION_COOKIE_DOMAIN` (Tutor sets it to `LMS_HOST`),
     /// lower-case and without a leading dot: `cookie_domain`, or else the
     /// host name of `host`. Only `ltigate check` reads it.
@@ -433,26 +438,21 @@ impl Proxy {
         }
     }
 
-    /// Headers only ltigate may set, matched in any case and with `_` for `-`
+    /// Headers only ltigate may set, the built-in foreign identity and
+    /// routing headers ([`strip`]) and the operator's
+    /// `strip_request_headers`, matched in any case and with `_` for `-`
     /// (WSGI servers merge `X_Forwarded_User` into `X-Forwarded-User`).
     fn is_stripped(&self, name: &str) -> bool {
-        // Header names arrive lower-cased; `_` counts as `-`.
-        let same = |a: &str, b: &str| {
-            a.len() == b.len()
-                && a.bytes()
-                    .zip(b.bytes())
-                    .all(|(x, y)| x == y || (x == b'_' && y == b'-'))
-        };
-        let starts = |prefix: &str| {
-            name.get(..prefix.len())
-                .is_some_and(|head| same(head, prefix))
-        };
-        same(name, self.assertion_header.as_str())
-            || starts("x-ltigate-")
-            || starts("x-forwarded-")
-            || same(name, "forwarded")
-            || same(name, "x-real-ip")
-            || same(name, REQUEST_ID_HEADER.as_str())
+        strip::matches(name, self.assertion_header.as_str())
+            || strip::matches(name, "x-ltigate-*")
+            || strip::matches(name, "x-forwarded-*")
+            || strip::matches(name, REQUEST_ID_HEADER.as_str())
+            || strip::is_foreign(name)
+            || self
+                .config
+                .strip_request_headers
+                .iter()
+                .any(|entry| strip::matches(name, entry))
     }
 
     /// The one `Cookie` header the LMS gets: the browser's cookies that carry

@@ -1585,3 +1585,134 @@ async fn only_browser_methods_are_forwarded() {
         assert_eq!(s.upstream.count(), before, "{line} reached the upstream");
     }
 }
+
+/// Identity and routing headers that other proxies, auth layers and WSGI
+/// servers trust are never forwarded from a client, in any case or with
+/// `_` for `-`; `[upstream] strip_request_headers` adds more.
+#[tokio::test]
+async fn foreign_identity_and_routing_headers_never_reach_the_upstream() {
+    let s = launched(GatewayOptions {
+        upstream_extra: "strip_request_headers = [\"X-Campus-User\", \"x_campus_role\"]".into(),
+        ..Default::default()
+    })
+    .await;
+    let foreign = [
+        "Remote-User",
+        "REMOTE_USER",
+        "X-Remote-User",
+        "X-Remote-Group",
+        "X-Authenticated-User",
+        "X-Authenticated-Userid",
+        "X-Lti-User",
+        "X-Original-URL",
+        "X-Original-URI",
+        "X-Original-Host",
+        "X-Original-Method",
+        "X-Rewrite-URL",
+        "X-HTTP-Method-Override",
+        "X-HTTP-Method",
+        "X-Method-Override",
+        "X-Forwarded-User",
+        "X-Forwarded-Email",
+        "X-Forwarded-Preferred-Username",
+        "X-Forwarded-Groups",
+        "X-Forwarded-Prefix",
+        "X-Auth-Request-User",
+        "X-Auth-Request-Email",
+        "X-Auth-Request-Preferred-Username",
+        "X-Auth-Request-Groups",
+        "X-Auth-Request-Access-Token",
+        "X-User",
+        "X-Username",
+        "X-Email",
+        "X-WebAuth-User",
+        "X-Goog-Authenticated-User-Email",
+        "X-MS-Client-Principal-Name",
+        "X-Amzn-Oidc-Identity",
+        "Cf-Access-Authenticated-User-Email",
+        "X-Pomerium-Claim-Email",
+        "SCRIPT_NAME",
+        "Script-Name",
+        "PATH_INFO",
+        "X-Script-Name",
+        "X-Client-IP",
+        "Client-IP",
+        "True-Client-IP",
+        "X-Cluster-Client-IP",
+        "CF-Connecting-IP",
+        "Fastly-Client-IP",
+        "X-Url-Scheme",
+        "Front-End-Https",
+        "X-Campus-User",
+        "x_campus_user",
+        "X-Campus-Role",
+    ];
+    let mut request = format!(
+        "GET /static/js/x.js HTTP/1.1\r\nHost: {}\r\nCookie: {}\r\nConnection: close\r\n\
+         X-Requested-With: XMLHttpRequest\r\nX-CSRFToken: tok\r\nX-Campus-Users: kept\r\n",
+        s.gw.addr,
+        cookies(&s.gw, &s.browser)
+    );
+    for name in foreign {
+        request.push_str(&format!("{name}: admin\r\n"));
+    }
+    request.push_str("\r\n");
+    let raw = raw_request(&s.gw, request.as_bytes()).await;
+    assert_eq!(raw.status, 200, "{}", raw.body);
+    let seen = s.upstream.last();
+    assert_eq!(seen.target, "/static/js/x.js");
+    for name in foreign {
+        let dashed = name.replace('_', "-");
+        assert!(
+            seen.header_all(name).is_empty() && seen.header_all(&dashed).is_empty(),
+            "{name} reached the upstream: {:?}",
+            seen.headers
+        );
+    }
+    assert!(
+        !seen.headers.iter().any(|(_, v)| v == "admin"),
+        "{:?}",
+        seen.headers
+    );
+    // What pages really send still goes through.
+    assert_eq!(seen.header_all("x-requested-with"), vec!["XMLHttpRequest"]);
+    assert_eq!(seen.header_all("x-csrftoken"), vec!["tok"]);
+    assert_eq!(seen.header_all("x-campus-users"), vec!["kept"]);
+}
+/// `[upstream] strip_request_headers` takes header names, each optionally
+/// ending in `*` for a prefix, and refuses anything else, naming the key.
+#[tokio::test]
+async fn strip_request_headers_must_be_header_names() {
+    let platform = TestPlatform::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("gateway.toml");
+    let parse = |entries: &str| {
+        let opts = with_upstream(
+            "http://127.0.0.1:9",
+            GatewayOptions {
+                upstream_extra: format!("strip_request_headers = [{entries}]"),
+                ..Default::default()
+            },
+        );
+        let text = Gateway::config_text(&platform, &opts, 1, dir.path());
+        ltigate::Config::parse(&text, &path, &std::collections::HashMap::new())
+    };
+    let config = parse(r#""X-Corp-User", "x_corp_role", "X-Corp-Sso-*""#).expect("valid");
+    assert_eq!(
+        config.upstream.expect("upstream").strip_request_headers,
+        ["x-corp-user", "x-corp-role", "x-corp-sso-*"]
+    );
+    for bad in [
+        r#""""#,
+        r#""*""#,
+        r#""X Corp""#,
+        r#""X-*-User""#,
+        r#""X:Y""#,
+    ] {
+        let e = parse(bad).expect_err(bad).to_string();
+        assert!(
+            e.contains("upstream.strip_request_headers") && e.contains("gateway.toml"),
+            "{bad}: {e}"
+        );
+    }
+}

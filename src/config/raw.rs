@@ -79,6 +79,7 @@ pub struct Upstream {
     pub block_access: Option<String>,
     pub max_request_body_bytes: Option<u64>,
     pub cookie_domain: Option<String>,
+    pub strip_request_headers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -110,8 +110,36 @@ impl Validator<'_> {
                 .and_then(|h| h.parse::<http::uri::Authority>().ok())
                 .map(|a| a.host().to_ascii_lowercase()),
         };
+        let strip_request_headers = raw
+            .strip_request_headers
+            .unwrap_or_default()
+            .iter()
+            .map(|entry| {
+                let name = entry.strip_suffix('*').unwrap_or(entry);
+                http::HeaderName::from_bytes(name.as_bytes())
+                    .ok()
+                    .filter(|_| !name.contains('*'))
+                    .map(|n| {
+                        let dashed = n.as_str().replace('_', "-");
+                        if entry.ends_with('*') {
+                            dashed + "*"
+                        } else {
+                            dashed
+                        }
+                    })
+                    .ok_or_else(|| {
+                        self.err(
+                            "upstream.strip_request_headers",
+                            format!(
+                                "{entry:?} is not a header name (a trailing * matches a prefix, like \"X-Corp-*\")"
+                            ),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let upstream = UpstreamConfig {
             url,
+            strip_request_headers,
             host,
             cookie_domain,
             connect_timeout: Duration::from_secs(self.positive(

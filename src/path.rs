@@ -6,8 +6,14 @@
 //! Open edX keys (`+`, `:`, `@`) are decoded; other encodings are kept
 //! (upper-cased). An encoded `/`, `\` or NUL, a raw `\`, a control character,
 //! an empty segment (`//`) or a `.`/`..` segment (encoded or not) is refused
-//! outright: none of them can then widen a match. The query string is never
-//! part of the path. [`segment_bytes`] is the one percent-decoding step of
+//! outright: none of them can then widen a match. So are spellings that a
+//! server between ltigate and Django could read as one of those: a segment
+//! that is `.`, `..` or empty before a `;` (`..;/`: Tomcat and Spring cut
+//! `;parameters` off a segment before resolving dots), and a double-encoded
+//! `/`, `\`, `.`, `%` or control character (`%252f`, `%252e`, `%255c`,
+//! `%2500`: one more decoding turns them into what is refused above). Raw
+//! non-ASCII bytes (hyper passes only valid UTF-8) are kept exactly as sent,
+//! never re-encoded. The query string is never part of the path. [`segment_bytes`] is the one percent-decoding step of
 //! the gateway; content keys read their segments through it too.
 
 use percent_encoding::{percent_decode, percent_encode_byte};
@@ -19,8 +25,10 @@ pub enum PathError {
     NotAbsolute,
     #[error("the path has an empty segment")]
     EmptySegment,
-    #[error("the path has a . or .. segment")]
+    #[error("the path has a . or .. segment (or one before ;parameters)")]
     DotSegment,
+    #[error("the path holds a double-encoded separator, dot, % or control character")]
+    DoubleEncoding,
     #[error("the path holds an encoded slash, backslash or control character")]
     ForbiddenCharacter,
     #[error("the path holds a malformed percent-encoding")]
@@ -108,7 +116,8 @@ pub fn segment_bytes(seg: &str) -> impl Iterator<Item = Result<SegmentByte, Path
 /// segment is refused.
 pub fn normalize(raw: &str) -> Result<NormalPath, PathError> {
     let rest = raw.strip_prefix('/').ok_or(PathError::NotAbsolute)?;
-    let mut path = String::with_capacity(raw.len());
+    // Bytes, not chars: a raw UTF-8 sequence is copied byte for byte.
+    let mut path: Vec<u8> = Vec::with_capacity(raw.len());
     let mut bounds = Vec::new();
     if rest.is_empty() {
         return Ok(NormalPath {
@@ -119,7 +128,7 @@ pub fn normalize(raw: &str) -> Result<NormalPath, PathError> {
     let raw_segments: Vec<&str> = rest.split('/').collect();
     let last = raw_segments.len() - 1;
     for (i, seg) in raw_segments.into_iter().enumerate() {
-        path.push('/');
+        path.push(b'/');
         let start = path.len();
         if seg.is_empty() && i != last {
             return Err(PathError::EmptySegment);
@@ -129,24 +138,63 @@ pub fn normalize(raw: &str) -> Result<NormalPath, PathError> {
                 SegmentByte::Encoded(d) if d == b'/' || d == b'\\' || d.is_ascii_control() => {
                     return Err(PathError::ForbiddenCharacter);
                 }
-                SegmentByte::Encoded(d) if decodes_safely(d) => path.push(d as char),
+                SegmentByte::Encoded(d) if decodes_safely(d) => path.push(d),
                 // Kept encoded, in the crate's upper-case spelling.
-                SegmentByte::Encoded(d) => path.push_str(percent_encode_byte(d)),
+                SegmentByte::Encoded(d) => {
+                    path.extend_from_slice(percent_encode_byte(d).as_bytes());
+                }
                 SegmentByte::Plain(b) if b == b'\\' || b.is_ascii_control() => {
                     return Err(PathError::ForbiddenCharacter);
                 }
-                // Multi-byte UTF-8 cannot appear in a valid request target;
-                // hyper has already refused it. Push bytes as they come.
-                SegmentByte::Plain(b) => path.push(b as char),
+                // Raw bytes, including each byte of a UTF-8 sequence (which
+                // hyper has checked), are forwarded as they came.
+                SegmentByte::Plain(b) => path.push(b),
             }
         }
-        let segment = &path[start..];
-        if segment == "." || segment == ".." {
-            return Err(PathError::DotSegment);
-        }
+        check_segment(&path[start..])?;
         bounds.push((start, path.len()));
     }
+    // Every byte came from `raw` (valid UTF-8, cut only at ASCII bytes) or
+    // is ASCII, so this never fails; if it did, the path is refused.
+    let path = String::from_utf8(path).map_err(|_| PathError::BadEncoding)?;
     Ok(NormalPath { path, bounds })
+}
+
+/// Refuses a normalised segment that some server could still resolve as a
+/// dot segment or a separator.
+fn check_segment(segment: &[u8]) -> Result<(), PathError> {
+    // What Tomcat and Spring resolve: the segment before its `;parameters`
+    // (`;` raw or, as kept in normal form, `%3B`).
+    let head_len = segment
+        .windows(3)
+        .position(|w| w == b"%3B")
+        .into_iter()
+        .chain(segment.iter().position(|&b| b == b';'))
+        .min()
+        .unwrap_or(segment.len());
+    let head = &segment[..head_len];
+    if head == b"." || head == b".." {
+        return Err(PathError::DotSegment);
+    }
+    if head.is_empty() && head_len < segment.len() {
+        return Err(PathError::EmptySegment);
+    }
+    // `%25` (an encoded `%`, always spelled so in normal form) followed by
+    // a triplet's two hex digits: one more decoding makes that byte.
+    for at in segment
+        .windows(5)
+        .filter(|w| w.starts_with(b"%25"))
+        .map(|w| [b'%', w[3], w[4]])
+    {
+        let mut decoded = percent_decode(&at);
+        // Well-formed exactly when the crate turns it into one byte.
+        if let (Some(d), None) = (decoded.next(), decoded.next())
+            && (matches!(d, b'/' | b'\\' | b'.' | b'%') || d.is_ascii_control())
+        {
+            return Err(PathError::DoubleEncoding);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -193,10 +241,61 @@ mod tests {
     }
 
     #[test]
+    fn refuses_what_another_server_could_resolve() {
+        for (raw, err) in [
+            ("/static/..;/admin", PathError::DotSegment),
+            ("/static/..;jsessionid=x/admin", PathError::DotSegment),
+            ("/static/.;/admin", PathError::DotSegment),
+            ("/static/%2e%2E;a/admin", PathError::DotSegment),
+            ("/static/..%3b/admin", PathError::DotSegment),
+            ("/static/..%3B;/admin", PathError::DotSegment),
+            ("/static/;/admin", PathError::EmptySegment),
+            ("/static/;x", PathError::EmptySegment),
+            ("/static/%3b", PathError::EmptySegment),
+            ("/static/%252e%252e/admin", PathError::DoubleEncoding),
+            ("/static/%252E./admin", PathError::DoubleEncoding),
+            ("/static/..%252fadmin", PathError::DoubleEncoding),
+            ("/static/..%252Fadmin", PathError::DoubleEncoding),
+            ("/static/..%255cadmin", PathError::DoubleEncoding),
+            ("/static/..%255Cadmin", PathError::DoubleEncoding),
+            ("/static/%25%32%66admin", PathError::DoubleEncoding),
+            ("/static/%25252f", PathError::DoubleEncoding),
+            ("/static/x%2500", PathError::DoubleEncoding),
+            ("/static/x%250A", PathError::DoubleEncoding),
+        ] {
+            assert_eq!(normalize(raw), Err(err), "{raw}");
+        }
+        for (raw, normal) in [
+            ("/static/a;v=1.js", "/static/a;v=1.js"),
+            ("/static/..a;b", "/static/..a;b"),
+            ("/static/100%25.js", "/static/100%25.js"),
+            ("/static/a%25zz", "/static/a%25zz"),
+            ("/static/a%2541", "/static/a%2541"),
+        ] {
+            assert_eq!(
+                normalize(raw).map(|p| p.path),
+                Ok(normal.to_owned()),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn keeps_raw_utf8_byte_for_byte() {
+        let p = normalize("/static/caf\u{e9}/\u{65e5}\u{672c}.js").expect("ok");
+        assert_eq!(
+            p.as_str().as_bytes(),
+            "/static/caf\u{e9}/\u{65e5}\u{672c}.js".as_bytes()
+        );
+        assert_eq!(p.segment(1), Some("caf\u{e9}"));
+        assert_eq!(p.segment(2), Some("\u{65e5}\u{672c}.js"));
+    }
+
+    #[test]
     fn keeps_other_encodings_as_sent_in_upper_case() {
         assert_eq!(
-            normalize("/a%25b/%c3%a9/%3b").expect("ok").as_str(),
-            "/a%25b/%C3%A9/%3B"
+            normalize("/a%25b/%c3%a9/x%3b").expect("ok").as_str(),
+            "/a%25b/%C3%A9/x%3B"
         );
         assert_eq!(normalize("/a;b=c").expect("ok").as_str(), "/a;b=c");
     }
@@ -253,7 +352,7 @@ mod tests {
             /// Normalising is idempotent and the result holds no dot segment,
             /// empty inner segment, backslash or encoded slash.
             #[test]
-            fn normal_form_is_stable(raw in "/[a-zA-Z0-9%./\\\\+:@_~;-]{0,60}") {
+            fn normal_form_is_stable(raw in "/[a-zA-Z0-9%./\\\\+:@_~;\u{e9}-]{0,60}") {
                 if let Ok(p) = normalize(&raw) {
                     let again = normalize(p.as_str()).expect("a normal path normalises");
                     prop_assert_eq!(again.as_str(), p.as_str());
@@ -261,9 +360,11 @@ mod tests {
                     prop_assert!(!s.contains('\\'));
                     prop_assert!(!s.to_ascii_uppercase().contains("%2F"));
                     prop_assert!(!s.to_ascii_uppercase().contains("%2E"));
+                    prop_assert!(!s.contains("%252") && !s.contains("%255C"));
                     for i in 0..p.len() {
                         let seg = p.segment(i).unwrap_or_default();
-                        prop_assert!(seg != "." && seg != "..");
+                        let head = seg.split(';').next().unwrap_or_default();
+                        prop_assert!(head != "." && head != "..");
                         prop_assert!(!seg.is_empty() || i + 1 == p.len());
                     }
                 }

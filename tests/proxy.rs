@@ -1766,3 +1766,69 @@ async fn ambiguous_path_bytes_are_refused_and_raw_utf8_is_forwarded_exactly() {
         "/static/caf\u{e9}/\u{65e5}\u{672c}.js?q=\u{e9}".as_bytes()
     );
 }
+
+/// A shared cache in front of ltigate must never store a gated response and
+/// hand it to a browser without a session: every forwarded response is
+/// `private`. The LMS's own `private` or `no-store` is kept as it is;
+/// otherwise `private` comes first, followed by the LMS's directives that
+/// are safe for a browser's cache, and `public`, `s-maxage`,
+/// `proxy-revalidate`, qualified `private="..."` and anything else are
+/// dropped.
+#[tokio::test]
+async fn gated_responses_are_private() {
+    let s = launched(GatewayOptions::default()).await;
+    for (query, expected) in [
+        ("", "private"),
+        ("public,%20max-age=3600", "private, max-age=3600"),
+        ("max-age=60", "private, max-age=60"),
+        ("private,%20max-age=60", "private, max-age=60"),
+        ("no-store", "no-store"),
+        (
+            "no-cache,%20no-store,%20must-revalidate",
+            "no-cache, no-store, must-revalidate",
+        ),
+        ("no-cache", "private, no-cache"),
+        (
+            "PUBLIC,%20s-maxage=600,%20max-age=60,%20proxy-revalidate,%20immutable",
+            "private, max-age=60, immutable",
+        ),
+        (
+            "private=%22set-cookie%22,%20max-age=60",
+            "private, max-age=60",
+        ),
+        ("no-cache=%22a,private,b%22", "private"),
+        ("public&max-age=60", "private, max-age=60"),
+        ("max-age=abc,%20foo=1,%20public", "private"),
+    ] {
+        let path = if query.is_empty() {
+            "/static/cache-control".to_owned()
+        } else {
+            format!("/static/cache-control?{query}")
+        };
+        let response = s
+            .browser
+            .http
+            .get(s.gw.url(&path))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(response.status(), 200, "{query}");
+        let values: Vec<&str> = response
+            .headers()
+            .get_all("cache-control")
+            .iter()
+            .map(|v| v.to_str().expect("ascii"))
+            .collect();
+        assert_eq!(values, vec![expected], "{query}");
+    }
+    // The display page too.
+    let response = s
+        .browser
+        .http
+        .get(s.gw.url(&display_path(USAGE)))
+        .send()
+        .await
+        .expect("display");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "private");
+}

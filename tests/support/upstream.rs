@@ -13,6 +13,8 @@
 //! - `/set-cookie`: sets cookies with a `Domain`;
 //! - `/redirect`: 302 to its own absolute URL;
 //! - `/upload`: reads the whole body and answers its size;
+//! - `/static/cache-control[?<v>&<v>...]`: 200 with one `Cache-Control`
+//!   header per percent-decoded `&`-separated value (none without a query);
 //! - `/ltigate/score`: the composite score endpoint, answering the score set
 //!   with [`TestUpstream::set_composite_score`] (404 until one is set);
 //! - anything else: 200 `ok <path>`.
@@ -239,6 +241,18 @@ async fn answer(
                 .expect("response"),
             None => respond(404, "no composite score set".into()),
         };
+    }
+    if path == "/static/cache-control" {
+        let mut response = hyper::Response::builder().status(200);
+        for value in query.as_deref().unwrap_or_default().split('&') {
+            let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+            if !value.is_empty() {
+                response = response.header("cache-control", value.as_ref());
+            }
+        }
+        return response
+            .body(Full::new(Bytes::from_static(b"cached?")))
+            .expect("response");
     }
     if path.starts_with("/slow/") {
         tokio::time::sleep(slow).await;

@@ -5,21 +5,11 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use support::process::{GatewayProcess, free_port};
 use support::*;
-
-/// A free loopback port (bound, then released for a child process to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
 
 fn session_cookie_set(set_cookies: &[String]) -> bool {
     set_cookies
@@ -104,70 +94,6 @@ async fn embedded_store_drops_logins_in_flight_across_a_restart() {
     );
     let launch = browser.launch(&gw2, &platform, USAGE).await;
     assert_eq!(launch.status, 302, "launching again works: {}", launch.body);
-}
-
-/// A gateway process; killed when dropped, including on a panic.
-struct GatewayProcess {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl GatewayProcess {
-    fn spawn(config: &Path, port: u16, log: PathBuf) -> Self {
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_ltigate"))
-            .arg("serve")
-            .arg("--config")
-            .arg(config)
-            .env_remove("LTIGATE_CONFIG")
-            .env("LTIGATE_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("spawn ltigate");
-        Self { child, port, log }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits (bounded) until `/healthz` answers 200.
-    async fn wait_healthy(&mut self, http: &reqwest::Client) {
-        for _ in 0..200 {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                panic!(
-                    "ltigate on port {} exited with {status}:\n{}",
-                    self.port,
-                    self.log()
-                );
-            }
-            if let Ok(r) = http.get(self.url("/healthz")).send().await
-                && r.status() == 200
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!(
-            "ltigate on port {} did not become healthy within 10 s:\n{}",
-            self.port,
-            self.log()
-        );
-    }
-}
-
-impl Drop for GatewayProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn redis_store(redis: &RedisServer) -> String {
@@ -471,9 +397,7 @@ async fn acknowledged_launches_survive_a_sigkill_on_the_embedded_store() {
         let status = launch_on(browser, &platform, &first, &public, USAGE).await;
         assert_eq!(status, 302, "launch: {}", first.log());
     }
-    // SIGKILL: no shutdown, no flush, no destructor.
-    first.child.kill().expect("kill");
-    first.child.wait().expect("wait");
+    first.sigkill();
 
     let mut second = GatewayProcess::spawn(&config, port, dir.path().join("second.log"));
     second.wait_healthy(&learners[0].http).await;
@@ -530,8 +454,7 @@ async fn a_warning_survives_a_sigkill_right_after_it() {
         .await
         .expect("GET launch");
     assert_eq!(refused.status(), 405);
-    p.child.kill().expect("kill");
-    p.child.wait().expect("wait");
+    p.sigkill();
     let log = p.log();
     assert!(
         log.contains("reason=\"launch_opened_directly\""),

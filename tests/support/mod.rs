@@ -6,6 +6,7 @@
 
 pub mod lms_api;
 pub mod platform;
+pub mod process;
 pub mod redis_server;
 pub mod upstream;
 

@@ -72,11 +72,10 @@ pub struct GatewayOptions {
 /// The username key the test configs use.
 pub const USERNAME_KEY: &str = "test-username-key-0123456789";
 
-/// The `[[rules]]` shipped in `gateway.toml`, verbatim.
 /// `block_access = "course"` unless `upstream_extra` sets `block_access`.
 /// Most tests exercise the proxy, not the subtree gate, whose default
 /// (`"subtree"`) needs an `[lms_api]` to read block trees from; the subtree
-/// tests in tests/proxy.rs set it.
+/// tests in tests/subtree.rs set it.
 pub fn course_wide_unless_set(upstream_extra: &str) -> &'static str {
     if upstream_extra.contains("block_access") {
         ""
@@ -85,11 +84,15 @@ pub fn course_wide_unless_set(upstream_extra: &str) -> &'static str {
     }
 }
 
+/// The `[[rules]]` shipped in `gateway.toml`, verbatim: from the first line
+/// that starts a `[[rules]]` table (the file's comments mention `[[rules]]`
+/// earlier).
 pub fn shipped_rules() -> String {
     let shipped = include_str!("../../gateway.toml");
     let start = shipped
-        .find("[[rules]]")
-        .expect("gateway.toml ships [[rules]]");
+        .find("\n[[rules]]\n")
+        .expect("gateway.toml ships [[rules]]")
+        + 1;
     shipped[start..].to_owned()
 }
 

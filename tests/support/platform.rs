@@ -3,7 +3,8 @@
 //! For grade passback it also serves AGS: `POST /token` (client credentials,
 //! verifying the tool's client assertion against the tool's JWKS), a line
 //! items container at `/lineitems`, and `POST .../scores` under every line
-//! item, recording what it receives and failing on a programmable script.
+//! item, recording what it receives and failing on a programmable script;
+//! it can stall its scores endpoint, and refuse connections altogether.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -97,6 +98,8 @@ struct Shared {
     score_arrivals: AtomicUsize,
     /// What the JWKS endpoint does instead of answering at once.
     jwks_fault: Mutex<JwksFault>,
+    /// Score requests received and not yet answered.
+    scores_in_flight: AtomicUsize,
 }
 
 /// The parameters of one OIDC authentication request, as the platform saw them.
@@ -114,6 +117,62 @@ pub struct TestPlatform {
     pub deployment_id: String,
     addr: SocketAddr,
     shared: Arc<Shared>,
+    /// False while the platform refuses connections.
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+/// Serves connections while `up` is true; while it is false, the listener
+/// is closed and connections are dropped.
+async fn accept_loop(
+    mut listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    mut up: tokio::sync::watch::Receiver<bool>,
+) {
+    let addr = listener.local_addr().expect("addr");
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted.ok(),
+            down = up.wait_for(|up| !*up) => match down {
+                Ok(_) => None,
+                Err(_) => return,
+            },
+        };
+        let Some((stream, _)) = accepted else {
+            if !*up.borrow() {
+                drop(listener);
+                if up.wait_for(|up| *up).await.is_err() {
+                    return;
+                }
+                listener = rebind(addr).await;
+            }
+            continue;
+        };
+        let shared = shared.clone();
+        let mut down = up.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, std::convert::Infallible>(serve(&shared, req).await) }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = connection => {}
+                _ = down.wait_for(|up| !*up) => {}
+            }
+        });
+    }
+}
+
+/// Binds `addr` again (bounded retries: the port was ours a moment ago).
+async fn rebind(addr: SocketAddr) -> tokio::net::TcpListener {
+    for _ in 0..100 {
+        if let Ok(listener) = tokio::net::TcpListener::bind(addr).await {
+            return listener;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the test platform could not listen on {addr} again");
 }
 
 impl TestPlatform {
@@ -135,37 +194,35 @@ impl TestPlatform {
             score_stall: Mutex::new(Duration::ZERO),
             score_arrivals: AtomicUsize::new(0),
             jwks_fault: Mutex::new(JwksFault::None),
+            scores_in_flight: AtomicUsize::new(0),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         shared.ags.lock().expect("lock").base = format!("http://{addr}");
-        let served = shared.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let shared = served.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| {
-                        let shared = shared.clone();
-                        async move { Ok::<_, std::convert::Infallible>(serve(&shared, req).await) }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let (up, up_seen) = tokio::sync::watch::channel(true);
+        tokio::spawn(accept_loop(listener, shared.clone(), up_seen));
         Self {
             issuer: issuer.to_owned(),
             client_id: client_id.to_owned(),
             deployment_id: deployment_id.to_owned(),
             addr,
             shared,
+            up,
         }
+    }
+
+    /// The platform goes down: its listener closes (a connection is
+    /// refused) and every open connection is dropped, until
+    /// [`Self::accept_connections`].
+    pub fn refuse_connections(&self) {
+        self.up.send_replace(false);
+    }
+
+    /// The platform is back, on the same address.
+    pub fn accept_connections(&self) {
+        self.up.send_replace(true);
     }
 
     pub fn base_url(&self) -> String {
@@ -500,6 +557,33 @@ impl TestPlatform {
         self.shared.ags.lock().expect("lock").score_requests.clone()
     }
 
+    /// Score requests received and not answered yet (stalled, for example).
+    pub fn scores_in_flight(&self) -> usize {
+        self.shared.scores_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The score each learner has on each line item, as a platform that
+    /// applies the AGS rule keeps it: of the scores it took for a (`userId`,
+    /// scores URL), the one with the newest `timestamp` (a score that is not
+    /// newer than the one kept is ignored, so a resend changes nothing).
+    /// ltigate sends timestamps in UTC with milliseconds, so they compare as text.
+    pub fn final_scores(&self) -> HashMap<(String, String), AgsRequest> {
+        let mut kept: HashMap<(String, String), AgsRequest> = HashMap::new();
+        for score in self.scores() {
+            let body = score.json();
+            let user = body["userId"].as_str().unwrap_or_default().to_owned();
+            let timestamp = body["timestamp"].as_str().unwrap_or_default().to_owned();
+            let newer = |kept: &AgsRequest| {
+                kept.json()["timestamp"].as_str().unwrap_or_default() < timestamp.as_str()
+            };
+            let key = (user, score.target.clone());
+            if kept.get(&key).is_none_or(newer) {
+                kept.insert(key, score);
+            }
+        }
+        kept
+    }
+
     /// The scores the platform took.
     pub fn scores(&self) -> Vec<AgsRequest> {
         self.score_requests()
@@ -667,6 +751,7 @@ async fn ags_route(
     if path != "/lineitems" {
         shared.score_arrivals.fetch_add(1, Ordering::SeqCst);
     }
+    let _in_flight = (path != "/lineitems").then(|| InFlight::enter(&shared.scores_in_flight));
     let stall = *shared.score_stall.lock().expect("lock");
     if path != "/lineitems" && !stall.is_zero() {
         tokio::time::sleep(stall).await;
@@ -707,6 +792,23 @@ async fn ags_route(
         );
     }
     response
+}
+
+/// Counts a request in flight until it is answered or dropped (a client
+/// that gives up can make the server drop the request's future).
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// What an AGS endpoint answers.

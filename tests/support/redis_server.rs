@@ -1,6 +1,8 @@
 //! A real `redis-server` on a free loopback port, with append-only persistence
-//! so that a restart keeps its data; plain TCP, or TLS with a certificate from
-//! a test CA.
+//! (`appendfsync always`) so that a restart keeps its data, or without any
+//! persistence, so that a restart starts empty; plain TCP, or TLS with a
+//! certificate from a test CA. It can be killed and started again on the
+//! same port and data directory, as a crash and a restart are.
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -11,6 +13,8 @@ pub struct RedisServer {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Append-only with an fsync per write, or no persistence at all.
+    persistent: bool,
     /// With TLS: the test CA's certificate, the one a client must trust.
     pub ca_pem: Option<String>,
 }
@@ -26,10 +30,21 @@ fn free_port() -> u16 {
 impl RedisServer {
     /// Starts a server, or fails the test with instructions if it cannot.
     pub fn start() -> Self {
+        Self::start_plain(true)
+    }
+
+    /// Starts a server that keeps nothing across a restart (no append-only
+    /// file, no snapshots): what a crash of an unpersisted Redis loses.
+    pub fn start_without_persistence() -> Self {
+        Self::start_plain(false)
+    }
+
+    fn start_plain(persistent: bool) -> Self {
         let mut server = Self {
             port: free_port(),
             dir: tempfile::tempdir().expect("tempdir"),
             child: None,
+            persistent,
             ca_pem: None,
         };
         server.spawn();
@@ -57,6 +72,7 @@ impl RedisServer {
             port: free_port(),
             dir,
             child: None,
+            persistent: true,
             ca_pem: Some(ca.pem()),
         };
         server.spawn();
@@ -81,18 +97,12 @@ impl RedisServer {
     fn spawn(&mut self) {
         let dir = self.dir.path().display().to_string();
         let port = self.port.to_string();
-        let mut args = vec![
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--dir",
-            &dir,
-        ];
+        let mut args = vec!["--bind", "127.0.0.1", "--save", "", "--dir", &dir];
+        if self.persistent {
+            args.extend(["--appendonly", "yes", "--appendfsync", "always"]);
+        } else {
+            args.extend(["--appendonly", "no"]);
+        }
         let (cert, key) = (format!("{dir}/server.pem"), format!("{dir}/server.key"));
         if self.ca_pem.is_some() {
             args.extend([

@@ -161,9 +161,10 @@ struct Ledger {
     score_outcomes: BTreeMap<String, usize>,
     /// Every change posted, per learner, in order.
     changes: HashMap<usize, Vec<Change>>,
-    /// Score changes for an acknowledged learner that the gateway did not
-    /// know (404, or 202 with nothing queued): a lost graded resource.
-    unknown: Vec<(usize, String)>,
+    /// Acknowledged learners whose score change the gateway did not know
+    /// (404, or 202 with nothing queued): a lost graded resource, with the
+    /// first answer. The load posts no more changes for them.
+    unknown: BTreeMap<usize, String>,
     /// Requests that got no answer within [`HANG`].
     hung: usize,
     epoch: usize,
@@ -455,7 +456,7 @@ impl Rig {
                 "202".to_owned()
             }
             Posted::Unknown(what) => {
-                ledger.unknown.push((n, what.clone()));
+                ledger.unknown.entry(n).or_insert_with(|| what.clone());
                 what.clone()
             }
             Posted::Refused(what) => what.clone(),
@@ -750,13 +751,15 @@ impl Load {
             let (rig, stop) = (rig.clone(), stop.clone());
             tasks.push(tokio::spawn(async move {
                 while !stop.load(Ordering::SeqCst) {
-                    let mine: Vec<usize> = rig
-                        .ledger()
-                        .learners
-                        .iter()
-                        .map(|l| l.n)
-                        .filter(|n| n % scorers == i)
-                        .collect();
+                    let mine: Vec<usize> = {
+                        let ledger = rig.ledger();
+                        ledger
+                            .learners
+                            .iter()
+                            .map(|l| l.n)
+                            .filter(|n| n % scorers == i && !ledger.unknown.contains_key(n))
+                            .collect()
+                    };
                     if mine.is_empty() {
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
@@ -833,17 +836,16 @@ async fn nothing_lost(rig: &Arc<Rig>, learners: &[Arc<Learner>], f: &mut Figures
         .unknown
         .iter()
         .filter(|(n, _)| who.contains(n))
+        .map(|(n, what)| (*n, what.clone()))
+        .chain(refused.iter().cloned())
+        .collect::<BTreeMap<usize, String>>()
+        .into_iter()
         .map(|(n, what)| format!("learner {n}: {what}"))
-        .chain(
-            refused
-                .iter()
-                .map(|(n, what)| format!("learner {n}: {what}")),
-        )
         .collect();
     f.add(
         "graded resources lost",
         format!(
-            "{} (score changes for acknowledged learners answered 404 or queued nothing)",
+            "{} learners (a score change answered 404 or queued nothing)",
             unknown.len()
         ),
     );

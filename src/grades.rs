@@ -284,14 +284,17 @@ fn graded_from_launch(
 }
 
 impl Grades {
-    /// Records the graded resource of a successful launch, if it has one. Never
-    /// fails the launch: problems are logged.
+    /// Records the graded resource of a launch, if it has one. A launch
+    /// without passback (no AGS claim, or one without the score scope) is
+    /// logged and records nothing; a store that cannot take the record fails
+    /// the launch (fail closed: a learner whose scores would be lost gets the
+    /// "try again" page instead of content).
     pub async fn record_launch(
         &self,
         user: &UserRef,
         content: &ContentPath,
         launch: &LaunchContext,
-    ) {
+    ) -> Result<(), StoreError> {
         let now = self.clock.now();
         let resource = match graded_from_launch(user, self.usernames.of(user), content, launch, now)
         {
@@ -300,15 +303,14 @@ impl Grades {
                 if launch.ags_endpoint.is_some() {
                     tracing::info!(usage_key = %content.usage, reason = why, "no grade passback for this launch");
                 }
-                return;
+                return Ok(());
             }
         };
-        if let Err(e) = self
-            .store_resource(&resource, now + self.config.resource_ttl_sec)
+        self.store_resource(&resource, now + self.config.resource_ttl_sec)
             .await
-        {
-            tracing::error!(error = %e, usage_key = %content.usage, "could not record the graded resource; its scores will not be passed back");
-        }
+            .inspect_err(|e| {
+                tracing::error!(error = %e, usage_key = %content.usage, "could not record the graded resource; the launch is refused");
+            })
     }
 
     async fn store_resource(

@@ -1264,16 +1264,12 @@ async fn unpersisted(
     failures
 }
 
-/// Ignored in the default run because it exposes a bug (faults/run runs
-/// it): a launch whose graded resource could not be stored is still
-/// acknowledged. `Launch` writes the session, then calls
-/// `Grades::record_launch`, which logs a store error ("could not record the
-/// graded resource; its scores will not be passed back") and lets the
-/// launch answer 302. When Redis dies between the two writes, about one run
-/// in three here, that learner's scores are answered 202 with nothing
-/// queued and never reach the platform; docs/durability.md promises the
-/// graded resource is durable before the redirect.
-#[ignore = "exposes a bug: a launch is acknowledged although its graded resource could not be stored (Grades::record_launch swallows the store error); faults/run runs it"]
+/// Redis killed and restarted under load, with every write persisted: no
+/// acknowledged session, graded resource or score is lost. (This found a
+/// bug: a launch whose graded resource could not be stored was still
+/// acknowledged, so that learner's scores were answered 202 with nothing
+/// queued and never reached the platform. The launch now stores the graded
+/// resource first and is refused when it cannot.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_under_load_with_persistence_loses_nothing() {
     redis_outages(

@@ -206,8 +206,14 @@ async fn an_http_return_url_needs_allow_http() {
         ),
         "{refused:?}"
     );
-    let allowed = fixture(true).check(GATED, INSTRUCTOR, &claims);
-    assert!(allowed.is_ok(), "{allowed:?}");
+    // With allow_http the scheme passes; the URL must still be on one of
+    // the registration's origins, and http://platform.example is not
+    // https://platform.example.
+    let elsewhere = fixture(true).check(GATED, INSTRUCTOR, &claims);
+    assert!(
+        matches!(elsewhere, Err(RequestError::ReturnUrlNotAllowed(_))),
+        "{elsewhere:?}"
+    );
     // Nothing but http and https, even with allow_http.
     let other = request_claims("ftp://platform.example/dl/return", &["ltiResourceLink"]);
     let other = fixture(true).check(GATED, INSTRUCTOR, &other);

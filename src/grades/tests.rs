@@ -115,7 +115,8 @@ impl Fixture {
                 &content(PROBLEM),
                 &launch("rl-1", &[SCORE_SCOPE]),
             )
-            .await;
+            .await
+            .expect("record the launch");
     }
 }
 
@@ -188,7 +189,8 @@ async fn a_newer_score_by_username_supersedes_the_pending_one() {
     let learner = user("learner-1");
     f.grades
         .record_launch(&learner, &content(PROBLEM), &launch("rl-1", &[SCORE_SCOPE]))
-        .await;
+        .await
+        .expect("record the launch");
     let first = f
         .grades
         .accept_score(&score_event("learner-1", 0.5, &[]))
@@ -218,14 +220,16 @@ async fn a_graded_ancestor_gets_a_composite_delivery_after_the_delay() {
     let learner = user("learner-1");
     f.grades
         .record_launch(&learner, &content(PROBLEM), &launch("rl-p", &[SCORE_SCOPE]))
-        .await;
+        .await
+        .expect("record the launch");
     f.grades
         .record_launch(
             &learner,
             &content(SEQUENCE),
             &launch("rl-s", &[SCORE_SCOPE]),
         )
-        .await;
+        .await
+        .expect("record the launch");
 
     let queued = f
         .grades
@@ -271,7 +275,8 @@ async fn a_score_for_a_learner_without_a_graded_launch_is_refused() {
             &content(PROBLEM),
             &launch("rl-1", &[LINEITEM_SCOPE]),
         )
-        .await;
+        .await
+        .expect("record the launch");
     assert_eq!(
         f.store.count(Namespace::GradedUser).await.expect("count"),
         0

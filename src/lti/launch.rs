@@ -237,6 +237,13 @@ impl Lti {
             }
         };
 
+        // The graded resource first: a launch is acknowledged only once
+        // what its scores need is stored. If the session write then fails,
+        // the launch is refused and the record waits, harmless, for the
+        // relaunch that rewrites it.
+        if let Some(grades) = &self.grades {
+            grades.record_launch(&user, &content, &context).await?;
+        }
         let session_id = self
             .sessions
             .record_launch(
@@ -246,9 +253,6 @@ impl Lti {
                 context.clone(),
             )
             .await?;
-        if let Some(grades) = &self.grades {
-            grades.record_launch(&user, &content, &context).await;
-        }
         tracing::info!(
             issuer = %reg.platform.issuer,
             client_id = %reg.platform.client_id,

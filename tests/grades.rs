@@ -76,6 +76,17 @@ fn grades_options(upstream: &str, grades: &str, base: GatewayOptions) -> Gateway
     }
 }
 
+/// Options for a gateway on `redis` (several share it as replicas do).
+fn on_redis(redis: &RedisServer) -> GatewayOptions {
+    GatewayOptions {
+        store: Some(format!(
+            "kind = \"redis\"\nurl = \"{}\"\nkey_prefix = \"ltigate:\"",
+            redis.url()
+        )),
+        ..Default::default()
+    }
+}
+
 /// A free loopback port (for a score API the CLI must reach by config).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -1001,16 +1012,9 @@ async fn a_pending_composite_survives_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_gateways_on_one_redis_deliver_each_score_once() {
     let redis = RedisServer::start();
-    let store = format!(
-        "kind = \"redis\"\nurl = \"{}\"\nkey_prefix = \"ltigate:\"",
-        redis.url()
-    );
     let platform = TestPlatform::start().await;
     let upstream = TestUpstream::start().await;
-    let opts = GatewayOptions {
-        store: Some(store),
-        ..Default::default()
-    };
+    let opts = on_redis(&redis);
     let b = start_gateway(
         &platform,
         &upstream,
@@ -1391,16 +1395,9 @@ async fn a_newer_score_waits_for_the_one_in_flight_then_wins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replica_renews_its_lease_while_a_delivery_runs_long() {
     let redis = RedisServer::start();
-    let store = format!(
-        "kind = \"redis\"\nurl = \"{}\"\nkey_prefix = \"ltigate:\"",
-        redis.url()
-    );
     let platform = TestPlatform::start().await;
     let upstream = TestUpstream::start().await;
-    let opts = GatewayOptions {
-        store: Some(store),
-        ..Default::default()
-    };
+    let opts = on_redis(&redis);
     let grades = grades_table("127.0.0.1:0", "");
     let a = start_gateway(&platform, &upstream, &grades, opts.clone()).await;
     let s = Setup {

@@ -132,6 +132,16 @@ pub const DEFAULT_JWKS_FETCH_TIMEOUT_SEC: u64 = 5;
 pub const DEFAULT_HEADER_READ_TIMEOUT_SEC: u64 = 10;
 pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT_SEC: u64 = 10;
 pub const DEFAULT_SHUTDOWN_GRACE_SEC: u64 = 20;
+/// A request body gets this long to arrive, plus one second per
+/// [`DEFAULT_BODY_MIN_BYTES_PER_SEC`] bytes received: every LTI form
+/// (at most 256 KiB) within 28 s, and an upload must keep that rate.
+pub const DEFAULT_BODY_READ_TIMEOUT_SEC: u64 = 20;
+pub const DEFAULT_BODY_MIN_BYTES_PER_SEC: u64 = 32 * 1024;
+pub const DEFAULT_IDLE_TIMEOUT_SEC: u64 = 30;
+pub const DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL_SEC: u64 = 20;
+pub const DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS: u32 = 100;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
 
 impl Config {
     /// Reads and validates a config file, taking secrets from the process
@@ -317,6 +327,19 @@ impl Validator<'_> {
             (Some(_), None) => return Err(self.err("server.tls_key", "is required with tls_cert")),
             (None, Some(_)) => return Err(self.err("server.tls_cert", "is required with tls_key")),
         };
+        let max_connections = raw.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+        if max_connections == 0 {
+            return Err(self.err("server.max_connections", "must be greater than 0"));
+        }
+        let max_connections_per_ip = raw
+            .max_connections_per_ip
+            .unwrap_or(DEFAULT_MAX_CONNECTIONS_PER_IP.min(max_connections));
+        if max_connections_per_ip == 0 || max_connections_per_ip > max_connections {
+            return Err(self.err(
+                "server.max_connections_per_ip",
+                format!("must be between 1 and server.max_connections ({max_connections})"),
+            ));
+        }
         Ok(ServerConfig {
             listen,
             public_url,
@@ -335,6 +358,38 @@ impl Validator<'_> {
             shutdown_grace: Duration::from_secs(
                 raw.shutdown_grace_sec.unwrap_or(DEFAULT_SHUTDOWN_GRACE_SEC),
             ),
+            body_read_timeout: Duration::from_secs(self.positive(
+                "server.body_read_timeout_sec",
+                raw.body_read_timeout_sec,
+                DEFAULT_BODY_READ_TIMEOUT_SEC,
+            )?),
+            body_min_bytes_per_sec: raw
+                .body_min_bytes_per_sec
+                .unwrap_or(DEFAULT_BODY_MIN_BYTES_PER_SEC),
+            idle_timeout: Duration::from_secs(self.positive(
+                "server.idle_timeout_sec",
+                raw.idle_timeout_sec,
+                DEFAULT_IDLE_TIMEOUT_SEC,
+            )?),
+            http2_keep_alive_interval: Duration::from_secs(self.positive(
+                "server.http2_keep_alive_interval_sec",
+                raw.http2_keep_alive_interval_sec,
+                DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL_SEC,
+            )?),
+            http2_max_concurrent_streams: match raw
+                .http2_max_concurrent_streams
+                .unwrap_or(DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS)
+            {
+                0 => {
+                    return Err(self.err(
+                        "server.http2_max_concurrent_streams",
+                        "must be greater than 0",
+                    ));
+                }
+                n => n,
+            },
+            max_connections,
+            max_connections_per_ip,
         })
     }
 

@@ -167,10 +167,30 @@ impl Binary {
     /// and waits until the port accepts connections. No request is made, so
     /// the access log holds only what the test sends.
     async fn start(dir: tempfile::TempDir, port: u16, config: &str, json_logs: bool) -> Self {
+        Self::start_limited(dir, port, config, json_logs, None).await
+    }
+
+    /// [`Binary::start`], under `prlimit --nofile=N:N` when `fds` is given.
+    async fn start_limited(
+        dir: tempfile::TempDir,
+        port: u16,
+        config: &str,
+        json_logs: bool,
+        fds: Option<u64>,
+    ) -> Self {
         let path = dir.path().join("gateway.toml");
         std::fs::write(&path, config).expect("write config");
         let log = dir.path().join("stderr.log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ltigate"));
+        let mut cmd = match fds {
+            None => Command::new(env!("CARGO_BIN_EXE_ltigate")),
+            Some(n) => {
+                let mut cmd = Command::new("prlimit");
+                cmd.arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(env!("CARGO_BIN_EXE_ltigate"));
+                cmd
+            }
+        };
         cmd.current_dir(dir.path())
             .arg("serve")
             .arg("--config")
@@ -1044,4 +1064,490 @@ async fn silent_connections_are_cut_off_after_the_header_read_timeout() {
         "with header_read_timeout_sec = 1, these clients were still connected after 3 s: {still_open:?}"
     );
     gw.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// 6. Request bodies, HTTP/2 and connection bounds
+
+/// A gateway with short timeouts and small connection bounds, over plain
+/// HTTP, with `extra` `[server]` keys.
+async fn bounded_gateway(extra: &str) -> InProcess {
+    let extra = extra.to_owned();
+    InProcess::start(move |port, dir| {
+        minimal_config(
+            dir,
+            port,
+            &format!("http://127.0.0.1:{port}"),
+            &format!("allow_http = true\n{extra}"),
+        )
+    })
+    .await
+}
+
+const SHORT_BODY_TIMEOUT: &str = "body_read_timeout_sec = 1\nbody_min_bytes_per_sec = 100";
+
+/// A request body that never sends a byte and never ends.
+struct NeverBody;
+
+impl http_body::Body for NeverBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        std::task::Poll::Pending
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_that_never_arrives_or_trickles_is_cut_off_with_408() {
+    let gw = bounded_gateway(SHORT_BODY_TIMEOUT).await;
+    // HTTP/1.1: the LTI endpoints, headers complete, `Content-Length: 100`,
+    // no body.
+    for path in ["/lti/1p3/launch/", "/lti/1p3/login/"] {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n"
+        );
+        let (closed, data) = closed_after(gw.addr, head.as_bytes(), PROMPT).await;
+        let answer = String::from_utf8_lossy(&data);
+        assert!(
+            closed.is_some(),
+            "{path}: a body that never came held the connection for {PROMPT:?} \
+             (body_read_timeout_sec = 1)"
+        );
+        assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer}");
+        assert!(answer.contains("body_timeout"), "{path}: {answer}");
+    }
+
+    // A trickle: one byte every 250 ms, far below 100 bytes a second.
+    let mut stream = TcpStream::connect(gw.addr).await.expect("connect");
+    stream
+        .write_all(
+            b"POST /lti/1p3/launch/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n",
+        )
+        .await
+        .expect("head");
+    let (mut read, mut write) = stream.into_split();
+    let trickle = tokio::spawn(async move {
+        for _ in 0..100 {
+            if write.write_all(b"a").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    });
+    let mut data = Vec::new();
+    let read_all = tokio::time::timeout(PROMPT, read.read_to_end(&mut data)).await;
+    trickle.abort();
+    assert!(
+        read_all.is_ok(),
+        "a 25 s trickle was still being read after {PROMPT:?}"
+    );
+    let answer = String::from_utf8_lossy(&data);
+    assert!(answer.starts_with("HTTP/1.1 408"), "trickle: {answer}");
+
+    // HTTP/2 (h2c prior knowledge): a request whose body never comes gets a
+    // 408 on its stream.
+    let tcp = TcpStream::connect(gw.addr).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(conn);
+    let request = http::Request::post(format!("http://{}/lti/1p3/launch/", gw.addr))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(NeverBody)
+        .expect("request");
+    let response = tokio::time::timeout(PROMPT, sender.send_request(request))
+        .await
+        .expect("an h2 request without its body was never answered")
+        .expect("response");
+    assert_eq!(response.status(), 408);
+
+    // The gateway still serves.
+    let (_, ok) = closed_after(
+        gw.addr,
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        PROMPT,
+    )
+    .await;
+    assert!(
+        ok.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&ok)
+    );
+    gw.stop().await;
+}
+
+// Raw HTTP/2 frames, for what a client library would not do.
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// An empty SETTINGS frame.
+const H2_SETTINGS: &[u8] = &[0, 0, 0, 4, 0, 0, 0, 0, 0];
+
+/// One HTTP/2 frame: type, flags, and payload.
+struct H2Frame {
+    kind: u8,
+    flags: u8,
+    payload: Vec<u8>,
+}
+
+/// Reads frames for up to `limit`; returns them and whether the peer closed.
+async fn read_h2_frames<S>(stream: &mut S, limit: Duration) -> (Vec<H2Frame>, bool)
+where
+    S: tokio::io::AsyncRead + Unpin,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut buf = Vec::new();
+    let mut frames = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let closed = loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Err(_) => break false,
+            Ok(Ok(0) | Err(_)) => break true,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+        while buf.len() >= 9 {
+            let len = usize::from(buf[0]) << 16 | usize::from(buf[1]) << 8 | usize::from(buf[2]);
+            if buf.len() < 9 + len {
+                break;
+            }
+            frames.push(H2Frame {
+                kind: buf[3],
+                flags: buf[4],
+                payload: buf[9..9 + len].to_vec(),
+            });
+            buf.drain(..9 + len);
+        }
+    };
+    (frames, closed)
+}
+
+/// SETTINGS_MAX_CONCURRENT_STREAMS in the server's first SETTINGS frame.
+fn max_concurrent_streams(frames: &[H2Frame]) -> Option<u32> {
+    let settings = frames.iter().find(|f| f.kind == 4 && f.flags & 1 == 0)?;
+    settings.payload.chunks_exact(6).find_map(|s| {
+        (u16::from_be_bytes([s[0], s[1]]) == 3)
+            .then(|| u32::from_be_bytes([s[2], s[3], s[4], s[5]]))
+    })
+}
+
+/// Whether the server's connection future ends (it closed the connection)
+/// within `limit`, after one request on an h2 connection over `io`.
+async fn h2_closed_after_one_request<S>(io: S, authority: &str, limit: Duration) -> bool
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(io),
+    )
+    .await
+    .expect("h2 handshake");
+    let conn = tokio::spawn(conn);
+    let request = http::Request::get(format!("https://{authority}/healthz"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let response = tokio::time::timeout(PROMPT, sender.send_request(request))
+        .await
+        .expect("answer in time")
+        .expect("response");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    drop(response);
+    // The client keeps its side open: only the server can end it.
+    let closed = tokio::time::timeout(limit, conn).await.is_ok();
+    drop(sender);
+    closed
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_http2_connections_are_closed_and_pinged_over_h2c_and_tls() {
+    ltigate::install_crypto_provider();
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+        .expect("self-signed certificate");
+    let cert_pem = generated.cert.pem();
+    let extra = "header_read_timeout_sec = 1\nidle_timeout_sec = 1\n\
+                 http2_keep_alive_interval_sec = 1\nhttp2_max_concurrent_streams = 7";
+    let tls_gw = InProcess::start(|port, dir| {
+        let cert = dir.join("cert.pem");
+        let key = dir.join("key.pem");
+        std::fs::write(&cert, &cert_pem).expect("write cert");
+        std::fs::write(&key, generated.signing_key.serialize_pem()).expect("write key");
+        minimal_config(
+            dir,
+            port,
+            &format!("https://localhost:{port}"),
+            &format!(
+                "tls_cert = {:?}\ntls_key = {:?}\n{extra}",
+                cert.display().to_string(),
+                key.display().to_string()
+            ),
+        )
+    })
+    .await;
+    let plain_gw = bounded_gateway(extra).await;
+    let limit = Duration::from_secs(6);
+
+    // h2c prior knowledge: idle after one request.
+    let tcp = TcpStream::connect(plain_gw.addr).await.expect("connect");
+    assert!(
+        h2_closed_after_one_request(tcp, &plain_gw.addr.to_string(), limit).await,
+        "h2c: an idle connection was still open {limit:?} after its request (idle_timeout_sec = 1)"
+    );
+
+    // TLS with ALPN h2: idle after one request.
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls_pki_types::CertificateDer::from(
+            generated.cert.der().to_vec(),
+        ))
+        .expect("root");
+    let mut client_config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    client_config.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
+    let tls_connect = || async {
+        let tcp = TcpStream::connect(tls_gw.addr).await.expect("connect");
+        let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+        let tls = connector.connect(name, tcp).await.expect("TLS handshake");
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        tls
+    };
+    let authority = format!("localhost:{}", tls_gw.addr.port());
+    assert!(
+        h2_closed_after_one_request(tls_connect().await, &authority, limit).await,
+        "TLS h2: an idle connection was still open {limit:?} after its request"
+    );
+
+    // The preface and SETTINGS, then no request: cut off by the header
+    // read timeout, over both. The server's SETTINGS bound the streams.
+    for label in ["h2c", "TLS h2"] {
+        let (frames, closed) = if label == "h2c" {
+            let mut tcp = TcpStream::connect(plain_gw.addr).await.expect("connect");
+            tcp.write_all(&[H2_PREFACE, H2_SETTINGS].concat())
+                .await
+                .expect("preface");
+            read_h2_frames(&mut tcp, limit).await
+        } else {
+            let mut tls = tls_connect().await;
+            tls.write_all(&[H2_PREFACE, H2_SETTINGS].concat())
+                .await
+                .expect("preface");
+            read_h2_frames(&mut tls, limit).await
+        };
+        assert!(
+            closed,
+            "{label}: a connection that never sent a request was open after {limit:?}"
+        );
+        assert_eq!(max_concurrent_streams(&frames), Some(7), "{label}");
+        assert!(
+            frames.iter().any(|f| f.kind == 7),
+            "{label}: closed without a GOAWAY"
+        );
+    }
+
+    // The preface only (no SETTINGS): also cut off.
+    let (closed, _) = closed_after(plain_gw.addr, H2_PREFACE, limit).await;
+    assert!(
+        closed.is_some(),
+        "a preface-only connection was open after {limit:?}"
+    );
+
+    // A connection with a request in flight is not idle, but it is pinged:
+    // a request whose body does not come for the body timeout (5 s here is
+    // longer than the idle timeout and keep-alive interval of 1 s).
+    let pinged = bounded_gateway(
+        "idle_timeout_sec = 1\nhttp2_keep_alive_interval_sec = 1\nbody_read_timeout_sec = 5",
+    )
+    .await;
+    let mut tcp = TcpStream::connect(pinged.addr).await.expect("connect");
+    // HEADERS (END_HEADERS, no END_STREAM) on stream 1: POST /lti/1p3/launch/,
+    // :scheme http, :authority x, a form content type; HPACK static-table
+    // indexes and literals.
+    let mut block = vec![0x83, 0x86];
+    block.push(0x44);
+    block.push(16);
+    block.extend_from_slice(b"/lti/1p3/launch/");
+    block.push(0x41);
+    block.push(1);
+    block.push(b'x');
+    // content-type (static index 31), so the form is read.
+    block.push(0x5f);
+    block.push(33);
+    block.extend_from_slice(b"application/x-www-form-urlencoded");
+    let mut headers = vec![
+        0,
+        0,
+        u8::try_from(block.len()).expect("short"),
+        1,
+        4,
+        0,
+        0,
+        0,
+        1,
+    ];
+    headers.extend_from_slice(&block);
+    tcp.write_all(&[H2_PREFACE, H2_SETTINGS, &headers].concat())
+        .await
+        .expect("request");
+    let (frames, closed) = read_h2_frames(&mut tcp, Duration::from_secs(4)).await;
+    let kinds: Vec<u8> = frames.iter().map(|f| f.kind).collect();
+    assert!(
+        frames.iter().any(|f| f.kind == 6 && f.flags & 1 == 0),
+        "no keep-alive PING (http2_keep_alive_interval_sec = 1); frame types {kinds:?}"
+    );
+    // This client never answers it: the keep-alive timeout (as long as the
+    // interval) closes the connection, before the 5 s body timeout would
+    // have answered the request.
+    assert!(
+        closed,
+        "an unanswered PING left the connection open; frame types {kinds:?}"
+    );
+    assert!(
+        !frames.iter().any(|f| f.kind == 1),
+        "the request was answered, so the body timeout ended it, not the PING: {kinds:?}"
+    );
+    pinged.stop().await;
+    plain_gw.stop().await;
+    tls_gw.stop().await;
+}
+
+/// Connects from `source` (any 127.0.0.0/8 address on Linux) to `addr`.
+async fn connect_from(source: [u8; 4], addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind((source, 0).into())?;
+    socket.connect(addr).await
+}
+
+/// Whether the server closes `stream` within `limit` without a word.
+async fn refused(stream: &mut TcpStream, limit: Duration) -> bool {
+    let (data, closed) = read_until_closed(stream, limit).await;
+    closed && data.is_empty()
+}
+
+async fn served(source: [u8; 4], addr: SocketAddr) -> bool {
+    let Ok(mut stream) = connect_from(source, addr).await else {
+        return false;
+    };
+    if stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let (data, _) = read_until_closed(&mut stream, PROMPT).await;
+    data.starts_with(b"HTTP/1.1 200")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_past_the_per_client_and_total_bounds_are_refused() {
+    let gw = bounded_gateway("max_connections = 5\nmax_connections_per_ip = 3").await;
+    let addr = gw.addr;
+    // Three idle connections from one client are kept; the fourth is
+    // closed at once, and another client is still served.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(connect_from([127, 0, 0, 2], addr).await.expect("connect"));
+    }
+    let mut fourth = connect_from([127, 0, 0, 2], addr).await.expect("connect");
+    assert!(
+        refused(&mut fourth, Duration::from_secs(3)).await,
+        "a fourth connection from one client was kept (max_connections_per_ip = 3)"
+    );
+    assert!(
+        served([127, 0, 0, 1], addr).await,
+        "another client was not served"
+    );
+    // Two more clients fill the global bound of five; a sixth is refused.
+    held.push(connect_from([127, 0, 0, 3], addr).await.expect("connect"));
+    held.push(connect_from([127, 0, 0, 4], addr).await.expect("connect"));
+    let mut sixth = connect_from([127, 0, 0, 5], addr).await.expect("connect");
+    assert!(
+        refused(&mut sixth, Duration::from_secs(3)).await,
+        "a sixth connection was kept (max_connections = 5)"
+    );
+    // Closing one frees its slot (the server notices the close).
+    drop(held.pop());
+    let deadline = Instant::now() + PROMPT;
+    while !served([127, 0, 0, 1], addr).await {
+        assert!(Instant::now() < deadline, "a freed slot was never reused");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(held);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn preface_only_sockets_do_not_lock_clients_out_of_1024_descriptors() {
+    // systemd's default soft limit, here as the hard one too, so the
+    // gateway cannot raise it: the bounds alone must hold.
+    const FDS: u64 = 1024;
+    const FLOOD: usize = 1050;
+    if Command::new("prlimit")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_err()
+    {
+        eprintln!("note: prlimit (util-linux) is not installed; skipping the descriptor flood");
+        return;
+    }
+    // This process holds the flood's client side.
+    use rustix::process::{Resource, getrlimit};
+    let ours = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    if ours < 2 * FLOOD as u64 {
+        eprintln!("note: this process may open only {ours} files; skipping the descriptor flood");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let config = minimal_config(
+        dir.path(),
+        port,
+        &format!("http://127.0.0.1:{port}"),
+        "allow_http = true",
+    );
+    let gw = Binary::start_limited(dir, port, &config, false, Some(FDS)).await;
+    let mut flood = Vec::with_capacity(FLOOD);
+    for _ in 0..FLOOD {
+        let Ok(Ok(mut stream)) = tokio::time::timeout(
+            Duration::from_secs(2),
+            connect_from([127, 0, 0, 2], gw.addr),
+        )
+        .await
+        else {
+            // The backlog is full: the flood got as far as it could.
+            break;
+        };
+        let _ = stream.write_all(H2_PREFACE).await;
+        flood.push(stream);
+    }
+    assert!(
+        flood.len() > 512,
+        "only {} flood connections were made",
+        flood.len()
+    );
+    // Another client is served at once, while every flood socket is open.
+    assert!(
+        served([127, 0, 0, 1], gw.addr).await,
+        "{} preface-only sockets locked a client out:\n{}",
+        flood.len(),
+        gw.logs()
+            .lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    drop(flood);
 }

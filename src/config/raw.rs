@@ -113,6 +113,13 @@ pub struct Server {
     pub header_read_timeout_sec: Option<u64>,
     pub tls_handshake_timeout_sec: Option<u64>,
     pub shutdown_grace_sec: Option<u64>,
+    pub body_read_timeout_sec: Option<u64>,
+    pub body_min_bytes_per_sec: Option<u64>,
+    pub idle_timeout_sec: Option<u64>,
+    pub http2_keep_alive_interval_sec: Option<u64>,
+    pub http2_max_concurrent_streams: Option<u32>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -210,6 +210,13 @@ fn minimal_config_and_its_defaults() {
     assert_eq!(c.server.header_read_timeout, Duration::from_secs(10));
     assert_eq!(c.server.tls_handshake_timeout, Duration::from_secs(10));
     assert_eq!(c.server.shutdown_grace, Duration::from_secs(20));
+    assert_eq!(c.server.body_read_timeout, Duration::from_secs(20));
+    assert_eq!(c.server.body_min_bytes_per_sec, 32 * 1024);
+    assert_eq!(c.server.idle_timeout, Duration::from_secs(30));
+    assert_eq!(c.server.http2_keep_alive_interval, Duration::from_secs(20));
+    assert_eq!(c.server.http2_max_concurrent_streams, 100);
+    assert_eq!(c.server.max_connections, 10_000);
+    assert_eq!(c.server.max_connections_per_ip, 256);
 
     match &c.store {
         StoreConfig::Embedded { path } => {
@@ -249,6 +256,13 @@ fn every_field_set_explicitly() {
             ("header_read_timeout_sec", Some("3")),
             ("tls_handshake_timeout_sec", Some("4")),
             ("shutdown_grace_sec", Some("0")),
+            ("body_read_timeout_sec", Some("5")),
+            ("body_min_bytes_per_sec", Some("0")),
+            ("idle_timeout_sec", Some("6")),
+            ("http2_keep_alive_interval_sec", Some("7")),
+            ("http2_max_concurrent_streams", Some("8")),
+            ("max_connections", Some("9")),
+            ("max_connections_per_ip", Some("9")),
         ]),
         table(
             "[store]",
@@ -289,6 +303,13 @@ fn every_field_set_explicitly() {
     assert_eq!(c.server.header_read_timeout, Duration::from_secs(3));
     assert_eq!(c.server.tls_handshake_timeout, Duration::from_secs(4));
     assert_eq!(c.server.shutdown_grace, Duration::ZERO);
+    assert_eq!(c.server.body_read_timeout, Duration::from_secs(5));
+    assert_eq!(c.server.body_min_bytes_per_sec, 0);
+    assert_eq!(c.server.idle_timeout, Duration::from_secs(6));
+    assert_eq!(c.server.http2_keep_alive_interval, Duration::from_secs(7));
+    assert_eq!(c.server.http2_max_concurrent_streams, 8);
+    assert_eq!(c.server.max_connections, 9);
+    assert_eq!(c.server.max_connections_per_ip, 9);
     match &c.store {
         StoreConfig::Redis {
             url, key_prefix, ..
@@ -531,13 +552,42 @@ fn missing_tls_files_refused() {
 #[test]
 fn zero_server_timeouts_refused() {
     let f = Fixture::new();
-    for field in ["header_read_timeout_sec", "tls_handshake_timeout_sec"] {
+    for field in [
+        "header_read_timeout_sec",
+        "tls_handshake_timeout_sec",
+        "body_read_timeout_sec",
+        "idle_timeout_sec",
+        "http2_keep_alive_interval_sec",
+        "http2_max_concurrent_streams",
+        "max_connections",
+        "max_connections_per_ip",
+    ] {
         let err = f.refused(
             &with_server(&[(field, Some("0"))]),
             &format!("server.{field}"),
         );
-        assert!(err.message.contains("greater than 0"), "{err}");
+        assert!(
+            err.message.contains("greater than 0") || err.message.contains("between 1 and"),
+            "{err}"
+        );
     }
+}
+
+#[test]
+fn connection_bounds_are_checked_together() {
+    let f = Fixture::new();
+    // A per-client bound above the global one is a mistake.
+    let err = f.refused(
+        &with_server(&[
+            ("max_connections", Some("10")),
+            ("max_connections_per_ip", Some("11")),
+        ]),
+        "server.max_connections_per_ip",
+    );
+    assert!(err.message.contains("server.max_connections (10)"), "{err}");
+    // A small global bound lowers the default per-client one with it.
+    let c = f.ok(&with_server(&[("max_connections", Some("100"))]));
+    assert_eq!(c.server.max_connections_per_ip, 100);
 }
 
 // ---------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 //! Reading parameters from a request: the query string, or a urlencoded form body.
 //!
 //! Bodies are read up to a fixed limit and refused past it; only
-//! `application/x-www-form-urlencoded` is accepted as a form.
+//! `application/x-www-form-urlencoded` is accepted as a form. How long a
+//! body may take is the server's business (`server/body.rs`): a body that
+//! comes too late fails with [`BodyTimedOut`], which becomes a 408 here.
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, header};
@@ -17,7 +19,14 @@ pub enum FormError {
     NotAForm,
     #[error("the request body could not be read")]
     Unreadable,
+    #[error("the request body did not arrive in time")]
+    TimedOut,
 }
+
+/// The error a request body fails with when it does not arrive in time.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the request body did not arrive within the body read timeout")]
+pub struct BodyTimedOut;
 
 /// Decoded `name=value` pairs of a query string.
 pub fn query_pairs<B>(req: &Request<B>) -> Vec<(String, String)> {
@@ -55,6 +64,8 @@ where
         .map_err(|e| {
             if e.is::<http_body_util::LengthLimitError>() {
                 FormError::TooLarge(limit)
+            } else if e.is::<BodyTimedOut>() {
+                FormError::TimedOut
             } else {
                 FormError::Unreadable
             }

@@ -103,15 +103,28 @@ impl Rejection {
             Rejection::Login(e) => login(e),
             Rejection::Launch(e) => launch(e),
             Rejection::Access(e) => access(e),
-            Rejection::Form(e) => row(
-                match e {
+            Rejection::Form(e) => {
+                let status = match e {
                     FormError::TooLarge(_) => S::PAYLOAD_TOO_LARGE,
                     FormError::NotAForm => S::UNSUPPORTED_MEDIA_TYPE,
                     FormError::Unreadable => S::BAD_REQUEST,
-                },
-                "bad_form",
-                Page::new("The request could not be read").para(e.to_string()),
-            ),
+                    FormError::TimedOut => S::REQUEST_TIMEOUT,
+                };
+                match e {
+                    FormError::TimedOut => row(
+                        status,
+                        "body_timeout",
+                        Page::new("The request took too long to arrive")
+                            .para("The connection was too slow, or the request was cut short.")
+                            .para(RELAUNCH),
+                    ),
+                    FormError::TooLarge(_) | FormError::NotAForm | FormError::Unreadable => row(
+                        status,
+                        "bad_form",
+                        Page::new("The request could not be read").para(e.to_string()),
+                    ),
+                }
+            }
             Rejection::BadPath(_) => row(
                 S::BAD_REQUEST,
                 "bad_path",
@@ -656,6 +669,17 @@ mod tests {
         assert_eq!(
             s(LoginError::Store(StoreError::Unavailable("x".into()))),
             StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[test]
+    fn a_late_body_is_408_body_timeout() {
+        let entry = Rejection::Form(FormError::TimedOut).entry();
+        assert_eq!(entry.status, StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(entry.reason, "body_timeout");
+        assert_eq!(
+            Rejection::Form(FormError::Unreadable).entry().reason,
+            "bad_form"
         );
     }
 

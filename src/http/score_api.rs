@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 use super::RequestId;
 use super::app::{Gateway, PeerAddr};
+use super::form::FormError;
 use super::reject::Rejection;
 use crate::grades::{Grades, ScoreError};
 use crate::{Body, BoxError, full_body};
@@ -91,7 +92,14 @@ where
             let body = http_body_util::Limited::new(req.into_body(), MAX_BODY_BYTES)
                 .collect()
                 .await
-                .map_err(|_| invalid("the body is unreadable or larger than 64 KiB"))?
+                .map_err(|e| -> Rejection {
+                    // The server cuts off a body that does not arrive in time.
+                    if e.is::<super::form::BodyTimedOut>() {
+                        FormError::TimedOut.into()
+                    } else {
+                        invalid("the body is unreadable or larger than 64 KiB").into()
+                    }
+                })?
                 .to_bytes();
             let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body) else {
                 return Err(invalid("the body must be a JSON object").into());

@@ -18,7 +18,6 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
@@ -27,6 +26,16 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::app::{Gateway, PeerAddr, handle};
+
+mod body;
+mod idle;
+mod limits;
+mod stream;
+
+use body::{BodyLimits, ReadDeadline};
+use idle::{Activity, Tracked};
+use limits::{Connections, RateLimited};
+use stream::FirstBytesDeadline;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -38,6 +47,18 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     pub tls_handshake_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// How long a request body may take to arrive, plus one second per
+    /// `body_min_bytes_per_sec` bytes received (see `server/body.rs`).
+    pub body_read_timeout: Duration,
+    pub body_min_bytes_per_sec: u64,
+    /// How long a connection may stay open with no request in flight.
+    pub idle_timeout: Duration,
+    pub http2_keep_alive_interval: Duration,
+    pub http2_max_concurrent_streams: u32,
+    /// Open connections in all, and from one client (an IPv4 address or
+    /// an IPv6 /64).
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
 }
 
 impl ServerConfig {
@@ -175,11 +196,19 @@ async fn serve_all(
         .unwrap_or(app.server.listen);
     let server = &app.server;
     let tls = server.tls.as_ref().map(tls_acceptor).transpose()?;
-    let limits = Limits {
-        header_read: server.header_read_timeout,
-        handshake: server.tls_handshake_timeout,
-        grace: server.shutdown_grace,
-    };
+    let limits = Limits::new(server);
+    // Descriptors bound how many connections can be served at all: raise
+    // the soft limit, and keep the global bound inside it, so that a flood
+    // is refused by the bound instead of starving accept() of descriptors.
+    let budget = limits::connection_budget(server.max_connections, limits::raise_fd_limit());
+    if budget < server.max_connections {
+        tracing::warn!(
+            max_connections = server.max_connections,
+            serving = budget,
+            "the open-file limit is too low for server.max_connections; serving fewer"
+        );
+    }
+    let public_connections = Connections::new(budget, server.max_connections_per_ip);
     let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();
     let mut grades_addr = None;
@@ -196,11 +225,14 @@ async fn serve_all(
         let api: Handler = Arc::new(move |req, peer| {
             Box::pin(super::score_api::handle(api_app.clone(), req, peer))
         });
+        // The score API counts its own connections: a flood on the public
+        // listener does not lock the LMS out of it.
         tasks.push(tokio::spawn(accept_loop(
             api_listener,
             api,
             None,
             limits,
+            Connections::new(budget, server.max_connections_per_ip),
             shutdown.clone(),
         )));
         tasks.push(tokio::spawn(crate::grades::worker::run(
@@ -218,6 +250,7 @@ async fn serve_all(
         public,
         tls,
         limits,
+        public_connections,
         shutdown.clone(),
     )?);
     let task = tokio::spawn(async move {
@@ -245,6 +278,7 @@ fn serve_per_core(
     handler: Handler,
     tls: Option<TlsAcceptor>,
     limits: Limits,
+    connections: Arc<Connections>,
     shutdown: CancellationToken,
 ) -> Result<JoinHandle<()>, ServeError> {
     let bind_error = |source| {
@@ -262,6 +296,7 @@ fn serve_per_core(
             .build()
             .map_err(bind_error)?;
         let (handler, tls, shutdown) = (handler.clone(), tls.clone(), shutdown.clone());
+        let connections = connections.clone();
         let (finished, finished_rx) = tokio::sync::oneshot::channel::<()>();
         std::thread::Builder::new()
             .name(format!("ltigate-serve-{i}"))
@@ -269,7 +304,10 @@ fn serve_per_core(
                 runtime.block_on(async move {
                     tokio::spawn(keep_a_near_timer());
                     match TcpListener::from_std(listener) {
-                        Ok(listener) => accept_loop(listener, handler, tls, limits, shutdown).await,
+                        Ok(listener) => {
+                            accept_loop(listener, handler, tls, limits, connections, shutdown)
+                                .await;
+                        }
                         Err(e) => tracing::error!(error = %e, "serving thread cannot listen"),
                     }
                 });
@@ -321,19 +359,73 @@ fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ServeError> {
 /// Answers one request from the given client.
 type Handler = Arc<
     dyn Fn(
-            http::Request<hyper::body::Incoming>,
+            http::Request<ReadDeadline<hyper::body::Incoming>>,
             PeerAddr,
         ) -> Pin<Box<dyn Future<Output = http::Response<crate::Body>> + Send>>
         + Send
         + Sync,
 >;
 
-/// Timeouts shared by every listener.
+/// Timeouts and bounds shared by every listener.
 #[derive(Clone, Copy)]
 struct Limits {
     header_read: Duration,
     handshake: Duration,
     grace: Duration,
+    body: BodyLimits,
+    idle: Duration,
+    keep_alive: Duration,
+    max_streams: u32,
+}
+
+impl Limits {
+    fn new(server: &ServerConfig) -> Self {
+        Self {
+            header_read: server.header_read_timeout,
+            handshake: server.tls_handshake_timeout,
+            grace: server.shutdown_grace,
+            body: BodyLimits {
+                timeout: server.body_read_timeout,
+                min_bytes_per_sec: server.body_min_bytes_per_sec,
+            },
+            idle: server.idle_timeout,
+            keep_alive: server.http2_keep_alive_interval,
+            max_streams: server.http2_max_concurrent_streams,
+        }
+    }
+}
+
+/// How long the accept loop pauses after a failed accept (out of
+/// descriptors, most likely), instead of spinning on a listener that stays
+/// readable.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// hyper's connection settings for the given limits.
+///
+/// - HTTP/1: `header_read_timeout` (with the timer it needs) bounds how long
+///   a request head, or the next one on a kept-alive connection, may take
+///   (hyper `server::conn::http1::Builder::header_read_timeout`).
+/// - HTTP/2: `keep_alive_interval` sends a PING when the connection has
+///   been quiet that long, and `keep_alive_timeout` closes it when the PING
+///   is not answered in time, so dead peers go (hyper
+///   `server::conn::http2::Builder::keep_alive_interval`/`_timeout`; both
+///   need the timer). `max_concurrent_streams` is the
+///   SETTINGS_MAX_CONCURRENT_STREAMS a client may open at once; hyper's
+///   default is 200 (its docs: "Default is 200"). hyper gives HTTP/2 no
+///   header or idle timeout: [`idle::Activity`] is that.
+fn builder(limits: Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.keep_alive)
+        .keep_alive_timeout(limits.keep_alive)
+        .max_concurrent_streams(limits.max_streams);
+    builder
 }
 
 async fn accept_loop(
@@ -341,19 +433,14 @@ async fn accept_loop(
     handler: Handler,
     tls: Option<TlsAcceptor>,
     limits: Limits,
+    connections: Arc<Connections>,
     shutdown: CancellationToken,
 ) {
-    let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read);
-    builder.http2().timer(TokioTimer::new());
-    let builder = Arc::new(builder);
-    let handshake_timeout = limits.handshake;
-    let header_read = limits.header_read;
-    let grace = limits.grace;
+    let builder = Arc::new(builder(limits));
+    // Every connection task holds a receiver; the loop waits for them all
+    // to be dropped when it drains.
+    let (drained, open) = tokio::sync::watch::channel(());
+    let accept_errors = RateLimited::new();
 
     loop {
         let (stream, peer) = tokio::select! {
@@ -361,34 +448,67 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
-                    // Out of file descriptors and the like: back off, keep serving.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+                    if let Some(errors) = accept_errors.note(tokio::time::Instant::now()) {
+                        tracing::warn!(error = %e, errors, "accept failed; backing off");
+                    }
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                    }
                 }
             },
+        };
+        let slot = match connections.open(peer.ip()) {
+            Ok(slot) => slot,
+            Err(why) => {
+                // Closed at once, before a byte is read: it costs the
+                // descriptor only for this moment.
+                drop(stream);
+                connections.refused(peer.ip(), why);
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         let builder = builder.clone();
         let tls = tls.clone();
-        let watcher = graceful.watcher();
+        let open = open.clone();
+        let shutdown = shutdown.clone();
         tokio::spawn(async move {
+            let _slot = slot;
+            let _open = open;
+            let activity = Activity::new();
             let peer_addr = PeerAddr::new(peer);
-            let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let response = handler(req, peer_addr.clone());
-                async move { Ok::<_, std::convert::Infallible>(response.await) }
-            });
+            let service = {
+                let activity = activity.clone();
+                service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let busy = activity.busy();
+                    let req = req.map(|body| ReadDeadline::new(body, limits.body));
+                    let response = handler(req, peer_addr.clone());
+                    async move {
+                        let response = response.await;
+                        Ok::<_, std::convert::Infallible>(
+                            response.map(|body| Tracked::new(body, busy)),
+                        )
+                    }
+                })
+            };
+            let conn = Conn {
+                builder: &builder,
+                activity: &activity,
+                limits,
+                shutdown: &shutdown,
+            };
             match tls {
                 None => {
-                    let io = FirstBytesDeadline::new(stream, header_read);
-                    serve(&builder, watcher, TokioIo::new(io), service).await;
+                    let io = FirstBytesDeadline::new(stream, limits.header_read);
+                    conn.serve(TokioIo::new(io), service).await;
                 }
                 Some(acceptor) => {
-                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                    match tokio::time::timeout(limits.handshake, acceptor.accept(stream)).await {
                         Ok(Ok(tls_stream)) => {
-                            let io = FirstBytesDeadline::new(tls_stream, header_read);
-                            serve(&builder, watcher, TokioIo::new(io), service).await;
+                            let io = FirstBytesDeadline::new(tls_stream, limits.header_read);
+                            conn.serve(TokioIo::new(io), service).await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -398,11 +518,12 @@ async fn accept_loop(
         });
     }
     drop(listener);
+    drop(open);
     tracing::info!(
-        grace_sec = grace.as_secs(),
+        grace_sec = limits.grace.as_secs(),
         "shutting down: draining connections"
     );
-    if tokio::time::timeout(grace, graceful.shutdown())
+    if tokio::time::timeout(limits.grace, drained.closed())
         .await
         .is_err()
     {
@@ -410,170 +531,54 @@ async fn accept_loop(
     }
 }
 
-async fn serve<I, S>(
-    builder: &auto::Builder<TokioExecutor>,
-    watcher: hyper_util::server::graceful::Watcher,
-    io: TokioIo<I>,
-    service: S,
-) where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    S: hyper::service::Service<
-            http::Request<hyper::body::Incoming>,
-            Response = http::Response<crate::Body>,
-            Error = std::convert::Infallible,
-        > + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    let conn = builder.serve_connection(io, service);
-    if let Err(e) = watcher.watch(conn).await {
-        tracing::debug!(error = %e, "connection ended with an error");
-    }
+/// What serving one connection needs.
+struct Conn<'a> {
+    builder: &'a auto::Builder<TokioExecutor>,
+    activity: &'a Activity,
+    limits: Limits,
+    shutdown: &'a CancellationToken,
 }
 
-/// Bytes a connection must send before its first-request deadline is lifted:
-/// the length of the HTTP/2 preface, which is what protocol detection reads.
-const FIRST_BYTES: usize = 24;
-
-/// Fails reads once `deadline` passes while the connection has sent fewer
-/// than [`FIRST_BYTES`] bytes. hyper's header timeout starts only after
-/// protocol detection, so without this a client that connects and stays
-/// silent (or stops inside the HTTP/2 preface) would hold a socket forever.
-///
-/// It also closes connections gracefully ("lingering close", as nginx
-/// does): on shutdown it sends FIN, then reads and discards what the client
-/// is still sending, until the client closes, for at most [`LINGER_FOR`] and
-/// [`LINGER_BYTES`]. Closing a socket with unread data resets the
-/// connection, and a client still uploading a body the gateway refused
-/// (413) would get that reset instead of the response.
-struct FirstBytesDeadline<IO> {
-    inner: IO,
-    remaining: usize,
-    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
-    closing: Closing,
-}
-
-/// Where a connection is in its graceful close.
-enum Closing {
-    Open,
-    /// FIN sent; discarding input until the deadline.
-    Lingering {
-        until: Pin<Box<tokio::time::Sleep>>,
-        discarded: usize,
-    },
-    Closed,
-}
-
-/// How long a closing connection keeps reading the client's leftovers.
-const LINGER_FOR: Duration = Duration::from_secs(2);
-/// How much of them it reads at most.
-const LINGER_BYTES: usize = 32 * 1024 * 1024;
-
-impl<IO> FirstBytesDeadline<IO> {
-    fn new(inner: IO, limit: Duration) -> Self {
-        Self {
-            inner,
-            remaining: FIRST_BYTES,
-            deadline: Some(Box::pin(tokio::time::sleep(limit))),
-            closing: Closing::Open,
-        }
-    }
-}
-
-impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for FirstBytesDeadline<IO> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        if let Some(deadline) = self.deadline.as_mut()
-            && deadline.as_mut().poll(cx).is_ready()
-        {
-            return std::task::Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "no request within the header read timeout",
-            )));
-        }
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if polled.is_ready() && self.deadline.is_some() {
-            let read = buf.filled().len() - before;
-            self.remaining = self.remaining.saturating_sub(read);
-            if self.remaining == 0 {
-                self.deadline = None;
-            }
-        }
-        polled
-    }
-}
-
-impl<IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite
-    for FirstBytesDeadline<IO>
-{
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        use std::task::Poll;
-        let this = &mut *self;
-        if matches!(this.closing, Closing::Open) {
-            std::task::ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
-            this.closing = Closing::Lingering {
-                until: Box::pin(tokio::time::sleep(LINGER_FOR)),
-                discarded: 0,
-            };
-        }
-        let Closing::Lingering { until, discarded } = &mut this.closing else {
-            return Poll::Ready(Ok(()));
-        };
-        let mut scratch = [0u8; 8192];
+impl Conn<'_> {
+    /// Serves the connection until it ends. On shutdown, or once it is idle
+    /// (see [`idle`]), it is shut down gracefully: hyper
+    /// (`auto::Connection::graceful_shutdown`) sends HTTP/2 GOAWAY or ends
+    /// HTTP/1 keep-alive, lets requests in flight finish, and closes.
+    async fn serve<I, S>(self, io: TokioIo<I>, service: S)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        S: hyper::service::Service<
+                http::Request<hyper::body::Incoming>,
+                Response = http::Response<Tracked>,
+                Error = std::convert::Infallible,
+            > + Send
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let conn = self.builder.serve_connection(io, service);
+        tokio::pin!(conn);
+        let idle = self
+            .activity
+            .idle(self.limits.header_read, self.limits.idle);
+        tokio::pin!(idle);
+        let mut closing = false;
         loop {
-            let mut buf = tokio::io::ReadBuf::new(&mut scratch);
-            match Pin::new(&mut this.inner).poll_read(cx, &mut buf) {
-                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
-                    *discarded += buf.filled().len();
-                    if *discarded >= LINGER_BYTES {
-                        break;
+            tokio::select! {
+                ended = conn.as_mut() => {
+                    if let Err(e) = ended {
+                        tracing::debug!(error = %e, "connection ended with an error");
                     }
+                    return;
                 }
-                // The client closed, or the connection failed.
-                Poll::Ready(_) => break,
-                Poll::Pending => {
-                    if until.as_mut().poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    break;
+                () = self.shutdown.cancelled(), if !closing => {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                () = &mut idle, if !closing => {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
                 }
             }
         }
-        this.closing = Closing::Closed;
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> std::task::Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
     }
 }

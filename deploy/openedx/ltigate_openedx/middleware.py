@@ -52,13 +52,22 @@ def auth_backend():
     )
 
 
-def is_service_view(request):
-    """Whether the path is a server-to-server endpoint (no login, no session)."""
+def _view_marked(request, mark):
     try:
         match = resolve(request.path_info, getattr(request, "urlconf", None))
     except Resolver404:
         return False
-    return getattr(match.func, "ltigate_service_view", False)
+    return getattr(match.func, mark, False)
+
+
+def is_service_view(request):
+    """Whether the path is a server-to-server endpoint (no login, no session)."""
+    return _view_marked(request, "ltigate_service_view")
+
+
+def is_logout_view(request):
+    """Whether the path is the gateway's logout view (views.logout)."""
+    return _view_marked(request, "ltigate_logout_view")
 
 
 class LtigateAssertionMiddleware:
@@ -91,6 +100,13 @@ class LtigateAssertionMiddleware:
             claims = assertion.verify(token)
         except assertion.AssertionInvalid as exc:
             log.warning("ltigate assertion refused on %s: %s", request.path_info, exc)
+            return HttpResponseForbidden(
+                "Invalid gateway assertion.", content_type="text/plain; charset=utf-8"
+            )
+        if claims.get("ltigate_logout") and not is_logout_view(request):
+            # The gateway sends a logout assertion to the logout view only;
+            # anywhere else it must neither log in nor pass for a request.
+            log.warning("ltigate logout assertion refused on %s", request.path_info)
             return HttpResponseForbidden(
                 "Invalid gateway assertion.", content_type="text/plain; charset=utf-8"
             )

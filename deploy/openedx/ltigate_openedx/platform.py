@@ -70,6 +70,19 @@ class OpenEdxPlatform:
 
         mark_user_change_as_expected(new_user_id)
 
+    def delete_logged_in_cookies(self, response):
+        """Deletes the LMS's "logged in" cookies (JWT header/payload,
+        ``edxloggedin``, user info), as Open edX's ``LogoutView.dispatch``
+        does after ``logout(request)``: openedx/openedx-platform,
+        openedx/core/djangoapps/user_authn/cookies.py,
+        ``delete_logged_in_cookies(response)``.
+        """
+        from openedx.core.djangoapps.user_authn.cookies import (  # pylint: disable=import-error,import-outside-toplevel
+            delete_logged_in_cookies,
+        )
+
+        delete_logged_in_cookies(response)
+
     def render_xblock(self, request, usage_key_string):
         from lms.djangoapps.courseware.views.views import render_xblock  # pylint: disable=import-error,import-outside-toplevel
 
@@ -280,6 +293,7 @@ class FakePlatform:
         self.enroll_refusals = {}
         self.enroll_calls = []
         self.unenroll_calls = []
+        self.logged_in_cookie_deletions = 0
 
     def create_profile(self, user, name):
         self.profiles[user.pk] = name
@@ -289,6 +303,10 @@ class FakePlatform:
 
     def mark_user_change_as_expected(self, new_user_id):
         self.user_changes.append(new_user_id)
+
+    def delete_logged_in_cookies(self, response):
+        self.logged_in_cookie_deletions += 1
+        response.delete_cookie("edxloggedin", path="/")
 
     def render_xblock(self, request, usage_key_string):
         self.rendered.append((request.user.get_username(), usage_key_string))

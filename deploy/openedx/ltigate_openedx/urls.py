@@ -9,4 +9,5 @@ app_name = "ltigate_openedx"
 urlpatterns = [
     path("xblock/<str:usage_key>", views.display, name="xblock"),
     path("score", views.composite_score, name="score"),
+    path("logout", views.logout, name="logout"),
 ]

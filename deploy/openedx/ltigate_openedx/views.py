@@ -1,11 +1,13 @@
-"""The display view and the composite score endpoint."""
+"""The display view, the composite score endpoint and the gateway's logout."""
 
 import logging
 
+from django.contrib.auth import logout as django_logout
 from django.db import transaction
 from django.http import HttpResponseForbidden, JsonResponse
 from django.views.decorators.clickjacking import xframe_options_exempt
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
 
 from . import platform
 from .models import LtigateUser
@@ -17,6 +19,13 @@ def service_view(view):
     """Marks a server-to-server view: the middleware verifies the assertion
     but neither creates a user nor logs anyone in."""
     view.ltigate_service_view = True
+    return view
+
+
+def logout_view(view):
+    """Marks the one view that takes a logout assertion (the middleware
+    refuses one anywhere else)."""
+    view.ltigate_logout_view = True
     return view
 
 
@@ -84,3 +93,44 @@ def composite_score(request):
     except platform.NotFound:
         return _error(404, "no such content", "usage_key")
     return JsonResponse({"earned": earned, "possible": possible})
+
+
+@csrf_exempt
+@logout_view
+@service_view
+@require_POST
+def logout(request):
+    """``POST /ltigate/logout``: the gateway's logout of a learner ends the
+    LMS session that the browser's gateway cookies name.
+
+    The gateway sends it, through its proxy, with the browser's LMS cookies
+    and an assertion that carries ``ltigate_logout: true`` (no other
+    assertion does, and the middleware refuses that one on any other view).
+    Exempt from Django's CSRF check: nothing but a valid logout assertion,
+    which only the gateway can sign, makes it act, and a gateway session
+    that no longer exists has no CSRF token to send. A service view, so the
+    middleware does not log the learner in first.
+
+    What it does is what Open edX's own ``LogoutView.dispatch``
+    (openedx/openedx-platform, openedx/core/djangoapps/user_authn/views/logout.py)
+    does for the session: ``logout(request)`` (Django flushes the session:
+    its row is deleted and the response expires the cookie), the LMS's
+    logged-in cookies deleted, and ``mark_user_change_as_expected(None)``
+    for safe-sessions. It skips that view's redirects and its OAuth
+    client logouts, which a learner who only ever came through the gateway
+    has none of.
+    """
+    claims = getattr(request, "ltigate_claims", None)
+    if claims is None:
+        return _error(401, "an ltigate assertion is required")
+    if claims.get("ltigate_logout") is not True:
+        return _error(403, "not a logout assertion")
+    user = getattr(request, "user", None)
+    user_id = user.pk if user is not None and user.is_authenticated else None
+    django_logout(request)
+    response = JsonResponse({"logged_out": user_id is not None})
+    seam = platform.get()
+    seam.delete_logged_in_cookies(response)
+    seam.mark_user_change_as_expected(None)
+    log.info("ltigate: logout of user %s (gateway user %s)", user_id, claims["sub"])
+    return response

@@ -68,6 +68,7 @@ fn session(grants: usize) -> ltigate::Session {
         created_at: 0,
         expires_at: u64::MAX / 2,
         grants: (0..grants).map(grant).collect(),
+        host_cookie: true,
     }
 }
 

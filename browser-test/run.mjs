@@ -139,7 +139,7 @@ async function main() {
       const cookies = await context.cookies(gateway);
       // The LMS's csrftoken comes back to the LMS as __Host-lms.csrftoken
       // (HttpOnly); the page's scripts read the plain copy, never forwarded.
-      for (const name of ['ltigate_session', '__Host-lms.csrftoken', 'csrftoken']) {
+      for (const name of ['__Host-ltigate_session', '__Host-lms.csrftoken', 'csrftoken']) {
         const c = cookies.find((x) => x.name === name);
         assert(c, `no ${name} cookie for ${gateway} (have: ${cookies.map((x) => x.name).join(', ') || 'none'})`);
         assert(c.secure && c.sameSite === 'None', `${name} is not Secure; SameSite=None: ${JSON.stringify(c)}`);
@@ -149,7 +149,7 @@ async function main() {
           `${name} is partitioned under ${c.partitionKey}, not the platform's site`,
         );
       }
-      assert(cookies.find((x) => x.name === 'ltigate_session').httpOnly, 'ltigate_session is not HttpOnly');
+      assert(cookies.find((x) => x.name === '__Host-ltigate_session').httpOnly, '__Host-ltigate_session is not HttpOnly');
       assert(cookies.find((x) => x.name === '__Host-lms.csrftoken').httpOnly, '__Host-lms.csrftoken is not HttpOnly');
       assert(!cookies.find((x) => x.name === 'csrftoken').httpOnly, 'the page cannot read csrftoken');
       if (process.env.BROWSER_TEST_VERBOSE) log(`cookies: ${JSON.stringify(cookies.map(({ value, ...c }) => c))}`);

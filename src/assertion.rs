@@ -81,6 +81,11 @@ struct Claims<'a> {
     usage_key: &'a str,
     /// Where the identity came from.
     lti: LtiSource<'a>,
+    /// Only in the assertion of a logout: the LMS app's logout view
+    /// requires it, and the app refuses it anywhere else, so that no gated
+    /// request can end the LMS session and a logout logs nobody in.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    ltigate_logout: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -142,7 +147,22 @@ impl Asserter {
         course: &CourseKey,
         usage: &UsageKey,
     ) -> Result<HeaderValue, KeyError> {
-        self.sign(user, None, course, usage, self.clock.now())
+        self.sign(user, None, course, usage, self.clock.now(), false)
+    }
+
+    /// The assertion of a logout of `session` (its newest grant's content and
+    /// launch), with the `ltigate_logout` claim; never cached. `None` for a
+    /// session without grants.
+    pub fn for_logout(&self, session: &Session) -> Option<Result<HeaderValue, KeyError>> {
+        let grant = session.grants.last()?;
+        Some(self.sign(
+            &session.user,
+            Some(&grant.launch),
+            &grant.content.course,
+            &grant.content.usage,
+            self.clock.now(),
+            true,
+        ))
     }
 
     fn sign(
@@ -152,6 +172,7 @@ impl Asserter {
         course: &CourseKey,
         usage: &UsageKey,
         now: UnixTime,
+        logout: bool,
     ) -> Result<HeaderValue, KeyError> {
         let username = self.usernames.of(user);
         let claims = Claims {
@@ -179,6 +200,7 @@ impl Asserter {
                 deployment_id: launch.map_or("", |l| l.deployment_id.as_str()),
                 sub: &user.sub,
             },
+            ltigate_logout: logout,
         };
         let token = self.key.sign(&claims)?;
         // A JWT is base64url and dots: always a valid header value.
@@ -238,6 +260,7 @@ impl Asserter {
             &grant.content.course,
             &grant.content.usage,
             now,
+            false,
         )?;
         if self.cache.len() >= CACHE_SWEEP_AT {
             self.cache.retain(|_, (_, exp)| *exp > now);

@@ -122,6 +122,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_EMBEDDED_PATH: &str = "data/ltigate.redb";
 pub const DEFAULT_KEY_PREFIX: &str = "ltigate:";
 pub const DEFAULT_COOKIE_NAME: &str = "ltigate_session";
+/// The LMS app's logout view (deploy/openedx, `ltigate_openedx.views.logout`).
+pub const DEFAULT_LMS_LOGOUT_PATH: &str = "/ltigate/logout";
 pub const DEFAULT_SESSION_LIFETIME_SEC: u64 = 8 * 3600;
 pub const DEFAULT_LOGIN_STATE_TTL_SEC: u64 = 600;
 pub const DEFAULT_LEEWAY_SEC: u64 = 60;
@@ -458,17 +460,39 @@ impl Validator<'_> {
         let cookie_name = raw
             .cookie_name
             .unwrap_or_else(|| DEFAULT_COOKIE_NAME.to_owned());
+        // On HTTPS the browser-side name is `__Host-<cookie_name>`
+        // (crate::cookies::HOST_PREFIX): a name of its own with a `__`
+        // prefix would double it, and browsers match those prefixes in any
+        // case. The state and picker cookies' names are ltigate's too.
         if cookie_name.is_empty()
             || !cookie_name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            || cookie_name.starts_with("__")
             || cookie_name.starts_with("ltigate_state")
+            || cookie_name.starts_with("ltigate_dl_")
         {
             return Err(self.err(
                 "session.cookie_name",
-                "must be letters, digits, '_' or '-', and not start with ltigate_state",
+                "must be letters, digits, '_' or '-', not start with '__' (on HTTPS ltigate adds __Host- itself), ltigate_state or ltigate_dl_",
             ));
         }
+        let lms_logout_path = match raw.lms_logout_path {
+            None => Some(DEFAULT_LMS_LOGOUT_PATH.to_owned()),
+            Some(p) if p.is_empty() => None,
+            Some(p) => {
+                if !p.starts_with('/')
+                    || p.contains(['?', '#'])
+                    || p.parse::<http::uri::PathAndQuery>().is_err()
+                {
+                    return Err(self.err(
+                        "session.lms_logout_path",
+                        "must be an absolute path on the LMS (such as \"/ltigate/logout\"), or \"\" to end only the gateway's session at logout",
+                    ));
+                }
+                Some(p)
+            }
+        };
         let lifetime_sec = self.positive(
             "session.lifetime_sec",
             raw.lifetime_sec,
@@ -494,6 +518,7 @@ impl Validator<'_> {
             leeway_sec: raw.leeway_sec.unwrap_or(DEFAULT_LEEWAY_SEC),
             partitioned_cookies: raw.partitioned_cookies.unwrap_or(true),
             max_grants,
+            lms_logout_path,
         })
     }
 

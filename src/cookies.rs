@@ -5,6 +5,11 @@
 //! on, `Partitioned` (CHIPS). Over plain HTTP (local development only) browsers
 //! refuse `SameSite=None`, so they fall back to `SameSite=Lax`. Cookie values
 //! are never logged.
+//!
+//! On HTTPS every cookie ltigate sets is named with the [`HOST_PREFIX`]
+//! (the session, a login's state, a picker's binding; the LMS's cookies get
+//! `__Host-lms.` in the proxy), so that no other host can set one in its
+//! name. Every one has `Path=/`, which that prefix requires.
 
 use cookie::time::Duration;
 use cookie::{Cookie, SameSite};
@@ -55,7 +60,18 @@ pub fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
         .take(MAX_COOKIES)
 }
 
-/// How ltigate's own cookies are written.
+/// The name prefix of ltigate's cookies on HTTPS (RFC 6265bis §4.1.3.2): a
+/// browser keeps a `__Host-` cookie only if this very host set it, over
+/// HTTPS, with `Secure`, `Path=/` and no `Domain`. A sibling or parent domain
+/// (`evil.example.edu` beside `lti.example.edu`) can set a plain-named cookie
+/// for the parent domain that the browser sends to ltigate too ("cookie
+/// tossing": fixing a victim into the attacker's session, or forging a
+/// login's state binding); it cannot set a `__Host-` one. Browsers refuse
+/// the prefix without `Secure`, so plain HTTP (development) keeps the plain
+/// names.
+pub const HOST_PREFIX: &str = "__Host-";
+
+/// How ltigate's own cookies are named and written.
 #[derive(Debug, Clone, Copy)]
 pub struct CookiePolicy {
     pub https: bool,
@@ -63,32 +79,45 @@ pub struct CookiePolicy {
 }
 
 impl CookiePolicy {
-    /// A `Set-Cookie` value.
-    pub fn set(&self, name: &str, value: &str, path: &str, max_age_sec: u64) -> HeaderValue {
-        let age = Duration::seconds(i64::try_from(max_age_sec).unwrap_or(i64::MAX));
-        self.render(
-            Cookie::build((name.to_owned(), value.to_owned())),
-            path,
-            age,
-        )
+    /// The browser-side name of ltigate's cookie `base`: `__Host-<base>` on
+    /// HTTPS, `base` over plain HTTP.
+    pub fn name(&self, base: &str) -> String {
+        if self.https {
+            format!("{HOST_PREFIX}{base}")
+        } else {
+            base.to_owned()
+        }
     }
 
-    /// A `Set-Cookie` value that deletes the cookie.
-    pub fn clear(&self, name: &str, path: &str) -> HeaderValue {
+    /// The value the browser sent for ltigate's cookie `base` (under
+    /// [`Self::name`]; never under another name).
+    pub fn read(&self, headers: &HeaderMap, base: &str) -> Option<String> {
+        cookie(headers, &self.name(base))
+    }
+
+    /// A `Set-Cookie` value for ltigate's cookie `base`, named by [`Self::name`].
+    pub fn set(&self, base: &str, value: &str, max_age_sec: u64) -> HeaderValue {
+        let age = Duration::seconds(i64::try_from(max_age_sec).unwrap_or(i64::MAX));
+        self.render(Cookie::build((self.name(base), value.to_owned())), age)
+    }
+
+    /// A `Set-Cookie` value that deletes ltigate's cookie `base`.
+    pub fn clear(&self, base: &str) -> HeaderValue {
+        self.clear_exact(&self.name(base))
+    }
+
+    /// A `Set-Cookie` value that deletes the host-only, `Path=/` cookie
+    /// named exactly `name` (a cookie of an earlier version's name, or an
+    /// LMS cookie the proxy renamed).
+    pub fn clear_exact(&self, name: &str) -> HeaderValue {
         self.render(
             Cookie::build((name.to_owned(), String::new())),
-            path,
             Duration::ZERO,
         )
     }
 
-    fn render(
-        &self,
-        builder: cookie::CookieBuilder<'static>,
-        path: &str,
-        age: Duration,
-    ) -> HeaderValue {
-        let builder = builder.path(path.to_owned()).http_only(true).max_age(age);
+    fn render(&self, builder: cookie::CookieBuilder<'static>, age: Duration) -> HeaderValue {
+        let builder = builder.path("/").http_only(true).max_age(age);
         let builder = if self.https {
             builder
                 .secure(true)
@@ -113,8 +142,9 @@ mod tests {
             https: true,
             partitioned: true,
         };
-        let v = p.set("s", "v", "/", 60);
+        let v = p.set("s", "v", 60);
         let v = v.to_str().expect("ascii");
+        assert!(v.starts_with("__Host-s=v;"), "{v}");
         for attr in [
             "Secure",
             "HttpOnly",
@@ -131,7 +161,7 @@ mod tests {
         };
         assert!(
             !unpartitioned
-                .set("s", "v", "/", 1)
+                .set("s", "v", 1)
                 .to_str()
                 .expect("ascii")
                 .contains("Partitioned")
@@ -144,9 +174,34 @@ mod tests {
             https: false,
             partitioned: true,
         };
-        let v = p.clear("s", "/lti/1p3/");
+        let v = p.clear("s");
         let v = v.to_str().expect("ascii");
+        assert!(v.starts_with("s=;"), "plain HTTP keeps the plain name: {v}");
         assert!(v.contains("SameSite=Lax") && v.contains("Max-Age=0") && !v.contains("Secure"));
+        assert!(v.contains("Path=/"), "{v}");
+    }
+
+    #[test]
+    fn https_names_carry_the_host_prefix_and_read_only_that_name() {
+        let p = CookiePolicy {
+            https: true,
+            partitioned: false,
+        };
+        assert_eq!(p.name("ltigate_session"), "__Host-ltigate_session");
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("ltigate_session=tossed; __Host-ltigate_session=mine"),
+        );
+        assert_eq!(p.read(&h, "ltigate_session").as_deref(), Some("mine"));
+        let cleared = p.clear_exact("ltigate_session");
+        let cleared = cleared.to_str().expect("ascii");
+        assert!(
+            cleared.starts_with("ltigate_session=;")
+                && cleared.contains("Max-Age=0")
+                && cleared.contains("Secure"),
+            "{cleared}"
+        );
     }
 
     #[test]

@@ -41,7 +41,6 @@ pub struct DeepLinkingConfig {
 /// Where the picker lives; the token follows.
 pub const PICKER_PREFIX: &str = "/lti/1p3/deep-linking/select-content/";
 /// The binding cookie is sent only to the picker.
-pub const COOKIE_PATH: &str = "/lti/1p3/deep-linking/";
 const RESOURCE_LINK_TYPE: &str = "ltiResourceLink";
 
 /// The browser-bound cookie of one picker token.

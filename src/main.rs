@@ -51,6 +51,23 @@ enum Command {
     /// Inspect and retry grade deliveries (asks the running gateway).
     #[command(subcommand)]
     Grades(GradesCommand),
+    /// Revoke learners' sessions (asks the running gateway).
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// Revoke every session of one learner, or of every learner of a registration.
+    #[command(group = clap::ArgGroup::new("whose").required(true))]
+    Revoke {
+        /// One learner: the platform's issuer, the registration's client_id, the learner's LTI `sub`.
+        #[arg(long, num_args = 3, value_names = ["ISSUER", "CLIENT_ID", "SUB"], group = "whose")]
+        user: Option<Vec<String>>,
+        /// Every learner of a registration: its issuer and client_id.
+        #[arg(long, num_args = 2, value_names = ["ISSUER", "CLIENT_ID"], group = "whose")]
+        registration: Option<Vec<String>>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -111,6 +128,25 @@ fn main() -> ExitCode {
             }
             .map(|text| print!("{text}"))
             .map_err(|e| format!("ltigate grades: {e}"))
+        }),
+        Command::Sessions(SessionsCommand::Revoke { user, registration }) => on_runtime(async {
+            use ltigate::cli::sessions::Target;
+            let target = match (user.as_deref(), registration.as_deref()) {
+                (Some([issuer, client_id, sub]), _) => Target::User {
+                    issuer,
+                    client_id,
+                    sub,
+                },
+                (None, Some([issuer, client_id])) => Target::Registration { issuer, client_id },
+                // clap requires one of them, with exactly this many values.
+                _ => {
+                    return Err("ltigate sessions revoke: give --user or --registration".to_owned());
+                }
+            };
+            ltigate::cli::sessions::revoke(&config, target)
+                .await
+                .map(|text| print!("{text}"))
+                .map_err(|e| format!("ltigate sessions revoke: {e}"))
         }),
         Command::Health => on_runtime(async {
             ltigate::cli::health::probe(&config)

@@ -8,8 +8,15 @@
 //! is created or extended only by a successful launch; nothing else mints one.
 //! A session id is its creation time and 180 random bits (see
 //! [`new_session_id`]); a client-supplied id is never adopted, only looked up.
+//! A session ends early in two ways: its browser logs out ([`Sessions::end`]
+//! deletes it), or an operator revokes its learner or registration
+//! ([`Sessions::revoke`], see [`revocation`]).
 
-use std::sync::Arc;
+mod revocation;
+
+pub use revocation::Revoke;
+
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
@@ -31,6 +38,9 @@ pub struct SessionConfig {
     pub leeway_sec: u64,
     pub partitioned_cookies: bool,
     pub max_grants: usize,
+    /// The LMS path a logout ends the LMS session at (the LMS app's
+    /// logout view); `None`: a logout ends only the gateway's session.
+    pub lms_logout_path: Option<String>,
 }
 
 /// A new session id: the wall-clock time in microseconds as 13 upper-case
@@ -110,6 +120,40 @@ pub struct Session {
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
     pub grants: Vec<Grant>,
+    /// Whether the browser was given this id under the current cookie name
+    /// (`__Host-` on HTTPS). Absent, so false, only in sessions an earlier
+    /// version wrote under the plain name: only those are still accepted
+    /// under that name (see [`Presented`]). Every launch sets it.
+    #[serde(default)]
+    pub host_cookie: bool,
+}
+
+/// A session id as the browser presented it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Presented<'a> {
+    pub id: &'a str,
+    /// Under the plain cookie name on HTTPS, where the current name is
+    /// `__Host-<name>`. Any host under the parent domain can set such a
+    /// cookie (see [`crate::cookies::HOST_PREFIX`]), so it is accepted only
+    /// for a session written before the prefix, for the rest of that
+    /// session's life: a session ltigate ever gave out under the prefixed
+    /// name is refused under the plain one.
+    pub legacy_name: bool,
+}
+
+impl<'a> Presented<'a> {
+    /// An id presented under the current cookie name.
+    pub fn current(id: &'a str) -> Self {
+        Self {
+            id,
+            legacy_name: false,
+        }
+    }
+
+    /// Whether `session` may be used with this cookie.
+    pub fn allows(&self, session: &Session) -> bool {
+        !self.legacy_name || !session.host_cookie
+    }
 }
 
 impl Session {
@@ -176,7 +220,10 @@ pub enum StoreSharing {
 /// read. This is safe because a session only ever gains grants and expiry
 /// time (a launch by another user starts a new session id), expiry is
 /// always checked against the clock, and every write made here drops the
-/// cached copy. With the embedded store a read is reused for [`CACHE_FOR`];
+/// cached copy. The two ways a session ends early are bounded the same
+/// way: a logout or a revocation made on another replica is seen here once
+/// the cached read runs out (the browser that logged out has lost its
+/// cookie already). With the embedded store a read is reused for [`CACHE_FOR`];
 /// with Redis, where other replicas write, for [`SHARED_CACHE_FOR`], which
 /// is also how long allows can outlast a Redis outage.
 pub struct Sessions {
@@ -185,6 +232,9 @@ pub struct Sessions {
     config: SessionConfig,
     cache: DashMap<String, (Arc<Session>, Instant), RandomState>,
     cache_for: Duration,
+    /// The newest revocation's `not_before` (`None`: none is live), and
+    /// when it was read; reused for `cache_for`, like a session read.
+    latest_revocation: Mutex<Option<(Option<UnixTime>, Instant)>>,
 }
 
 impl Sessions {
@@ -203,6 +253,7 @@ impl Sessions {
                 StoreSharing::Private => CACHE_FOR,
                 StoreSharing::Shared => SHARED_CACHE_FOR,
             },
+            latest_revocation: Mutex::new(None),
         }
     }
 
@@ -217,14 +268,21 @@ impl Sessions {
     /// Records a successful launch: extends the browser's session if it is
     /// live and belongs to the same user, otherwise starts a new one. Returns
     /// the session id to put in the cookie.
+    ///
+    /// A session its learner's or registration's revocation refuses is
+    /// never extended, and a session begun in the second of a revocation
+    /// counts as begun after it (its `created_at` is the revocation's
+    /// `not_before`), so that a relaunch right after a revocation works.
     pub async fn record_launch(
         &self,
-        existing: Option<&str>,
+        existing: Option<Presented<'_>>,
         user: UserRef,
         content: ContentPath,
         launch: LaunchContext,
     ) -> Result<String, StoreError> {
+        let not_before = self.not_before(&user).await?;
         let now = self.clock.now();
+        let created_at = not_before.map_or(now, |nb| nb.max(now));
         let session_expires = now + self.config.lifetime_sec;
         let grant = Grant {
             content,
@@ -233,9 +291,10 @@ impl Sessions {
             expires_at: self.config.access_length_sec.map(|a| now + a),
             launch,
         };
-        if let Some(id) = existing.filter(|id| is_token(id)) {
+        if let Some(cookie) = existing.filter(|c| is_token(c.id)) {
             let (user, grant) = (user.clone(), grant.clone());
             let max = self.config.max_grants;
+            let (id, legacy_name) = (cookie.id, cookie.legacy_name);
             let extended = self
                 .store
                 .update(
@@ -243,9 +302,14 @@ impl Sessions {
                     id,
                     Arc::new(move |current| {
                         let mut session: Session = serde_json::from_slice(current?).ok()?;
-                        if session.user != user {
+                        if session.user != user
+                            || (legacy_name && session.host_cookie)
+                            || not_before.is_some_and(|nb| session.created_at < nb)
+                        {
                             return None;
                         }
+                        // The launch's answer sets the current name.
+                        session.host_cookie = true;
                         session.expires_at = session_expires;
                         session.add_grant(grant.clone(), now, max);
                         Some((serde_json::to_vec(&session).ok()?, session_expires))
@@ -260,9 +324,10 @@ impl Sessions {
         let id = new_session_id(SystemTime::now());
         let session = Session {
             user,
-            created_at: now,
+            created_at,
             expires_at: session_expires,
             grants: vec![grant],
+            host_cookie: true,
         };
         let bytes = serde_json::to_vec(&session).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.store
@@ -271,25 +336,138 @@ impl Sessions {
         Ok(id)
     }
 
-    /// The live session under `id`, read from the store.
+    /// The live session under `id`, read from the store; `None` when there
+    /// is none or an operator revoked it.
+    ///
+    /// The newest revocation's time is read beside the session, in parallel
+    /// (and at most every `cache_for`, shared by every session); only a
+    /// session older than it pays a second round trip, for the two records
+    /// that could name it. So a read costs one round trip unless a
+    /// revocation is as recent as the session. The read is cached as of the
+    /// older of the two reads, so that a revocation made anywhere is seen
+    /// within `cache_for`, as any other write is.
     pub async fn load(&self, id: &str) -> Result<Option<Arc<Session>>, StoreError> {
         if !is_token(id) {
             return Ok(None);
         }
-        let Some(bytes) = self.store.get(Namespace::Session, id).await? else {
+        let (bytes, latest) = tokio::join!(
+            self.store.get(Namespace::Session, id),
+            self.latest_revocation()
+        );
+        let Some(bytes) = bytes? else {
             self.forget(id);
             return Ok(None);
         };
+        let (latest, read_at) = latest?;
         let session: Arc<Session> = Arc::new(
             serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         );
+        if latest.is_some_and(|nb| session.created_at < nb)
+            && self
+                .not_before(&session.user)
+                .await?
+                .is_some_and(|nb| session.created_at < nb)
+        {
+            self.forget(id);
+            // Gone for good: the next read need not check again.
+            if let Err(e) = self.store.delete(Namespace::Session, id).await {
+                tracing::debug!(error = %e, "a revoked session could not be deleted yet");
+            }
+            return Ok(None);
+        }
         if self.cache.len() >= CACHE_SWEEP_AT {
             self.cache
                 .retain(|_, (_, at)| at.elapsed() < self.cache_for);
         }
-        self.cache
-            .insert(id.to_owned(), (session.clone(), Instant::now()));
+        self.cache.insert(id.to_owned(), (session.clone(), read_at));
         Ok(Some(session))
+    }
+
+    /// The newest revocation's `not_before`, and when it was read (now, or
+    /// less than `cache_for` ago).
+    async fn latest_revocation(&self) -> Result<(Option<UnixTime>, Instant), StoreError> {
+        if let Some((latest, at)) = *self
+            .latest_revocation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            && at.elapsed() < self.cache_for
+        {
+            return Ok((latest, at));
+        }
+        let at = Instant::now();
+        let latest = match self
+            .store
+            .get(Namespace::Revocation, revocation::LATEST)
+            .await?
+        {
+            Some(bytes) => Some(revocation::not_before(&bytes)?),
+            None => None,
+        };
+        *self
+            .latest_revocation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((latest, at));
+        Ok((latest, at))
+    }
+
+    /// The later `not_before` of `user`'s revocation and their
+    /// registration's, read from the store.
+    async fn not_before(&self, user: &UserRef) -> Result<Option<UnixTime>, StoreError> {
+        let user_key = revocation::user_key(user);
+        let registration_key = revocation::registration_key(&user.issuer, &user.client_id);
+        let (by_user, by_registration) = tokio::join!(
+            self.store.get(Namespace::Revocation, &user_key),
+            self.store.get(Namespace::Revocation, &registration_key)
+        );
+        let mut not_before = None;
+        for bytes in [by_user?, by_registration?].into_iter().flatten() {
+            not_before = not_before.max(Some(revocation::not_before(&bytes)?));
+        }
+        Ok(not_before)
+    }
+
+    /// Revokes every session of a learner or a registration, on every
+    /// replica: this one at once (its cached reads are dropped), the others
+    /// within `cache_for`, when their cached reads run out. Sessions begun
+    /// in the same second are revoked too. Returns the `not_before` written.
+    pub async fn revoke(&self, what: &Revoke) -> Result<UnixTime, StoreError> {
+        let now = self.clock.now();
+        let not_before = now + 1;
+        // No session it refuses outlives this: none is extended after it.
+        let expires_at = now + self.config.lifetime_sec + 1;
+        let raise = revocation::raise(not_before, expires_at);
+        // The record first, then `latest`: a reader that sees the new
+        // `latest` finds the record.
+        self.store
+            .update(Namespace::Revocation, &what.key(), raise.clone())
+            .await?;
+        self.store
+            .update(Namespace::Revocation, revocation::LATEST, raise)
+            .await?;
+        *self
+            .latest_revocation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+        self.cache.clear();
+        Ok(not_before)
+    }
+
+    /// Ends the session the browser presented (logout): deletes it from the
+    /// store and returns it, unless `cookie` may not use it (then it is
+    /// deleted all the same, and `None` is returned). `None` as well when
+    /// there was no such session.
+    pub async fn end(&self, cookie: Presented<'_>) -> Result<Option<Session>, StoreError> {
+        if !is_token(cookie.id) {
+            return Ok(None);
+        }
+        let taken = self.store.take(Namespace::Session, cookie.id).await;
+        self.forget(cookie.id);
+        let Some(bytes) = taken? else {
+            return Ok(None);
+        };
+        Ok(serde_json::from_slice::<Session>(&bytes)
+            .ok()
+            .filter(|s| cookie.allows(s)))
     }
 
     /// The session under `id`, from the cache when it was read a moment ago.
@@ -309,20 +487,24 @@ impl Sessions {
     /// never made on stale data. No cookie is [`AccessError::NoSession`]; an
     /// id that names no live session is [`AccessError::SessionExpired`]; a
     /// store failure is [`AccessError::Store`] (503), never an allow.
+    /// A session that `cookie` may not use (see [`Presented`]) is
+    /// [`AccessError::SessionExpired`] too.
     pub async fn authorize<T>(
         &self,
-        id: Option<&str>,
+        cookie: Option<Presented<'_>>,
         decide: impl Fn(&Session) -> Result<T, AccessError>,
     ) -> Result<(Arc<Session>, T), AccessError> {
-        let id = id.ok_or(AccessError::NoSession)?;
+        let cookie = cookie.ok_or(AccessError::NoSession)?;
         let check = |session: Option<Arc<Session>>| {
-            let session = session.ok_or(AccessError::SessionExpired)?;
+            let session = session
+                .filter(|s| cookie.allows(s))
+                .ok_or(AccessError::SessionExpired)?;
             let allowed = decide(&session)?;
             Ok((session, allowed))
         };
-        match check(self.load_cached(id).await?) {
+        match check(self.load_cached(cookie.id).await?) {
             Ok(found) => Ok(found),
-            Err(_) => check(self.load(id).await?),
+            Err(_) => check(self.load(cookie.id).await?),
         }
     }
 
@@ -330,11 +512,11 @@ impl Sessions {
     /// returns the session and the grant's index.
     pub async fn check_grant(
         &self,
-        id: Option<&str>,
+        cookie: Option<Presented<'_>>,
         content: &ContentPath,
     ) -> Result<(Arc<Session>, usize), AccessError> {
         let now = self.clock.now();
-        self.authorize(id, |session| {
+        self.authorize(cookie, |session| {
             let index = session
                 .grants
                 .iter()
@@ -402,6 +584,7 @@ mod tests {
             created_at: 0,
             expires_at: 1000,
             grants: vec![grant("old", Some(50)), grant("a", None)],
+            host_cookie: true,
         };
         s.add_grant(grant("a", Some(500)), 100, 2);
         assert_eq!(
@@ -475,7 +658,9 @@ mod tests {
         let sessions = fixture().sessions();
         let well_formed = new_session_id(SystemTime::now());
         for id in [well_formed.as_str(), "not-a-session-id"] {
-            let refused = sessions.authorize(Some(id), |_| Ok(())).await;
+            let refused = sessions
+                .authorize(Some(Presented::current(id)), |_| Ok(()))
+                .await;
             assert!(
                 matches!(refused, Err(AccessError::SessionExpired)),
                 "{id}: {refused:?}"
@@ -494,7 +679,9 @@ mod tests {
             .await
             .expect("put");
         // `decide` would allow anything; the store's failure still refuses.
-        let refused = sessions.authorize(Some(&id), |_| Ok(())).await;
+        let refused = sessions
+            .authorize(Some(Presented::current(&id)), |_| Ok(()))
+            .await;
         assert!(
             matches!(refused, Err(AccessError::Store(StoreError::Corrupt(_)))),
             "{refused:?}"
@@ -512,12 +699,17 @@ mod tests {
             .expect("launch a");
         let cached_at = Instant::now();
         this_replica
-            .check_grant(Some(&id), &a)
+            .check_grant(Some(Presented::current(&id)), &a)
             .await
             .expect("a is granted");
         // A launch of b written where this cache cannot see it.
         let same = other_writer
-            .record_launch(Some(&id), user("learner-1"), b.clone(), launch_context())
+            .record_launch(
+                Some(Presented::current(&id)),
+                user("learner-1"),
+                b.clone(),
+                launch_context(),
+            )
             .await
             .expect("launch b");
         assert_eq!(same, id, "the session is extended");
@@ -533,12 +725,14 @@ mod tests {
         }
 
         let (session, index) = this_replica
-            .check_grant(Some(&id), &b)
+            .check_grant(Some(Presented::current(&id)), &b)
             .await
             .expect("b is granted on the fresh read");
         assert_eq!(session.grants[index].content, b);
         // A refusal that the fresh read confirms stands.
-        let refused = this_replica.check_grant(Some(&id), &content("c")).await;
+        let refused = this_replica
+            .check_grant(Some(Presented::current(&id)), &content("c"))
+            .await;
         assert!(
             matches!(refused, Err(AccessError::NotGranted)),
             "{refused:?}"
@@ -554,12 +748,136 @@ mod tests {
             .record_launch(None, user("learner-1"), a.clone(), launch_context())
             .await
             .expect("launch");
-        sessions.check_grant(Some(&id), &a).await.expect("granted");
+        sessions
+            .check_grant(Some(Presented::current(&id)), &a)
+            .await
+            .expect("granted");
 
         f.clock.advance(3601);
-        let refused = sessions.check_grant(Some(&id), &a).await;
+        let refused = sessions
+            .check_grant(Some(Presented::current(&id)), &a)
+            .await;
         // The cached copy says the grant expired; the fresh read finds no
         // live session, and that is the answer.
+        assert!(
+            matches!(refused, Err(AccessError::SessionExpired)),
+            "{refused:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_revocation_refuses_earlier_sessions_of_its_learner_only() {
+        let f = fixture();
+        let (this_replica, other) = (f.sessions(), f.sessions());
+        let a = content("a");
+        let id = this_replica
+            .record_launch(None, user("learner-1"), a.clone(), launch_context())
+            .await
+            .expect("launch");
+        let bob = this_replica
+            .record_launch(None, user("learner-2"), a.clone(), launch_context())
+            .await
+            .expect("launch");
+        let cookie = Some(Presented::current(&id));
+        this_replica.check_grant(cookie, &a).await.expect("cached");
+
+        other
+            .revoke(&Revoke::User(user("learner-1")))
+            .await
+            .expect("revoke");
+        // Another replica with no cached read refuses at once; this one
+        // once its cached read runs out (here: dropped by its own revoke).
+        let fresh = f.sessions();
+        let refused = fresh.check_grant(cookie, &a).await;
+        assert!(
+            matches!(refused, Err(AccessError::SessionExpired)),
+            "{refused:?}"
+        );
+        this_replica
+            .revoke(&Revoke::User(user("learner-3")))
+            .await
+            .expect("revoke");
+        let refused = this_replica.check_grant(cookie, &a).await;
+        assert!(
+            matches!(refused, Err(AccessError::SessionExpired)),
+            "{refused:?}"
+        );
+        fresh
+            .check_grant(Some(Presented::current(&bob)), &a)
+            .await
+            .expect("another learner is untouched");
+        // A relaunch in the same second is not an extension of the revoked
+        // session, and its new session works.
+        let again = fresh
+            .record_launch(cookie, user("learner-1"), a.clone(), launch_context())
+            .await
+            .expect("relaunch");
+        assert_ne!(again, id);
+        fresh
+            .check_grant(Some(Presented::current(&again)), &a)
+            .await
+            .expect("the new session is live");
+    }
+
+    #[tokio::test]
+    async fn the_plain_cookie_name_works_only_for_sessions_from_before_the_prefix() {
+        let f = fixture();
+        let sessions = f.sessions();
+        let a = content("a");
+        let id = sessions
+            .record_launch(None, user("learner-1"), a.clone(), launch_context())
+            .await
+            .expect("launch");
+        let legacy = Presented {
+            id: &id,
+            legacy_name: true,
+        };
+        let refused = sessions.check_grant(Some(legacy), &a).await;
+        assert!(
+            matches!(refused, Err(AccessError::SessionExpired)),
+            "{refused:?}"
+        );
+        // A launch with that cookie does not adopt the session either.
+        let other = sessions
+            .record_launch(Some(legacy), user("learner-1"), a.clone(), launch_context())
+            .await
+            .expect("launch");
+        assert_ne!(other, id);
+
+        // As an earlier version wrote it: no host_cookie.
+        let old = new_session_id(SystemTime::now());
+        let mut record: serde_json::Value = serde_json::to_value(Session {
+            user: user("learner-1"),
+            created_at: f.clock.now(),
+            expires_at: f.clock.now() + 3600,
+            grants: vec![grant("a", None)],
+            host_cookie: false,
+        })
+        .expect("json");
+        record
+            .as_object_mut()
+            .expect("object")
+            .remove("host_cookie");
+        f.store
+            .put(
+                Namespace::Session,
+                &old,
+                serde_json::to_vec(&record).expect("json"),
+                f.clock.now() + 3600,
+            )
+            .await
+            .expect("put");
+        let legacy = Presented {
+            id: &old,
+            legacy_name: true,
+        };
+        sessions
+            .check_grant(Some(legacy), &content("a"))
+            .await
+            .expect("an old session under the old name");
+        let ended = sessions.end(legacy).await.expect("logout");
+        assert!(ended.is_some());
+        let refused = sessions.check_grant(Some(legacy), &content("a")).await;
         assert!(
             matches!(refused, Err(AccessError::SessionExpired)),
             "{refused:?}"

@@ -50,6 +50,8 @@ pub enum Namespace {
     GradedUser,
     /// Deep-linking picker tokens. Single-use.
     DeepLinking,
+    /// Revocations of a learner's or a registration's sessions.
+    Revocation,
 }
 
 impl Namespace {
@@ -60,6 +62,7 @@ impl Namespace {
             Namespace::Graded => "graded",
             Namespace::GradedUser => "graded_user",
             Namespace::DeepLinking => "deep_linking",
+            Namespace::Revocation => "revoked",
         }
     }
 }

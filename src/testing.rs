@@ -51,5 +51,6 @@ pub fn session_config() -> SessionConfig {
         leeway_sec: 60,
         partitioned_cookies: false,
         max_grants: 10,
+        lms_logout_path: None,
     }
 }

@@ -115,7 +115,7 @@ async fn login_sends_every_oidc_parameter_and_binds_state() {
     );
     assert_ne!(auth.state, auth.nonce);
     assert!(cookie.starts_with(&format!("ltigate_state_{}={}", auth.state, auth.state)));
-    assert!(cookie.contains("HttpOnly") && cookie.contains("Path=/lti/1p3/"));
+    assert!(cookie.contains("HttpOnly") && cookie.contains("Path=/"));
     assert_eq!(gw.login_state_count().await, 1);
 }
 

@@ -964,7 +964,7 @@ async fn https_public_url_secures_upstream_cookies_and_rewrites_redirects() {
             .unwrap_or_else(|| panic!("no {prefix} cookie"))
             .to_owned()
     };
-    let state_cookie = pair(&login, "ltigate_state_");
+    let state_cookie = pair(&login, "__Host-ltigate_state_");
     let auth = s
         .platform
         .parse_auth_request(login.headers()["location"].to_str().expect("ascii"))
@@ -978,7 +978,7 @@ async fn https_public_url_secures_upstream_cookies_and_rewrites_redirects() {
         .await
         .expect("launch");
     assert_eq!(launch.status(), 302);
-    let session = pair(&launch, "ltigate_session=");
+    let session = pair(&launch, "__Host-ltigate_session=");
 
     let response = http
         .get(s.gw.url("/set-cookie"))

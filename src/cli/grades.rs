@@ -12,12 +12,11 @@ use serde_json::Value;
 use crate::client::HttpClient;
 use crate::config::Config;
 
-/// Calls the internal API; returns the JSON answer.
-async fn call(config: &Config, method: Method, path: &str) -> Result<Value, String> {
-    let grades = config
-        .grades
-        .as_ref()
-        .ok_or("grade passback is not configured: there is no [grades] table")?;
+/// Calls the internal API (also for `ltigate sessions`); returns the JSON answer.
+pub(super) async fn call(config: &Config, method: Method, path: &str) -> Result<Value, String> {
+    let grades = config.grades.as_ref().ok_or(
+        "the gateway has no internal API: there is no [grades] table (its `listen` and `token` serve the internal API)",
+    )?;
     let mut addr = grades.listen;
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());

@@ -142,6 +142,7 @@ pub struct Session {
     pub leeway_sec: Option<u64>,
     pub partitioned_cookies: Option<bool>,
     pub max_grants: Option<usize>,
+    pub lms_logout_path: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -776,6 +776,10 @@ fn bad_cookie_names_refused() {
         "sess;ion",
         "ltigate_state",
         "ltigate_state_x",
+        "ltigate_dl_x",
+        "__Host-s",
+        "__host-s",
+        "__Secure-s",
     ] {
         f.refused(
             &with(&format!("[session]\ncookie_name = {bad:?}\n")),
@@ -784,6 +788,36 @@ fn bad_cookie_names_refused() {
     }
     let c = f.ok(&with("[session]\ncookie_name = \"Gw_sess-1\"\n"));
     assert_eq!(c.session.cookie_name, "Gw_sess-1");
+}
+
+#[test]
+fn lms_logout_path_defaults_to_the_lms_app_and_can_be_turned_off() {
+    let f = Fixture::new();
+    let c = f.ok(&minimal());
+    assert_eq!(
+        c.session.lms_logout_path.as_deref(),
+        Some("/ltigate/logout")
+    );
+    let c = f.ok(&with("[session]\nlms_logout_path = \"\"\n"));
+    assert_eq!(c.session.lms_logout_path, None);
+    let c = f.ok(&with(
+        "[session]\nlms_logout_path = \"/lms/ltigate/logout\"\n",
+    ));
+    assert_eq!(
+        c.session.lms_logout_path.as_deref(),
+        Some("/lms/ltigate/logout")
+    );
+    for bad in [
+        "ltigate/logout",
+        "/logout?next=/",
+        "/a b",
+        "https://lms/logout",
+    ] {
+        f.refused(
+            &with(&format!("[session]\nlms_logout_path = {bad:?}\n")),
+            "session.lms_logout_path",
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 
 use super::form::{self, FormError};
 use super::pages::{Page, html, no_store};
@@ -35,6 +35,7 @@ use crate::lti::login::LoginParams;
 use crate::lti::{Lti, state_cookie_name};
 use crate::proxy::{Identity, Origin, Proxy};
 use crate::rules::{Decision, Rule};
+use crate::session::Presented;
 use crate::session::{AccessError, Session, Sessions};
 use crate::store::Store;
 use crate::{Body, BoxError, full_body};
@@ -42,8 +43,8 @@ use crate::{Body, BoxError, full_body};
 /// Largest login or launch form accepted. id_tokens with many custom claims
 /// run to tens of kilobytes.
 const MAX_FORM_BYTES: usize = 256 * 1024;
-/// The state cookie is sent only to the LTI endpoints.
-const STATE_COOKIE_PATH: &str = "/lti/1p3/";
+/// The logout endpoint (see [`logout`]).
+pub const LOGOUT_PATH: &str = "/lti/1p3/logout/";
 
 /// The client's address, given with each request by the server in its
 /// `X-Forwarded-For` form, rendered once per connection.
@@ -182,6 +183,10 @@ where
             Method::GET | Method::HEAD => display(app, req, origin).await,
             _ => Err(Rejection::MethodNotAllowed("GET, HEAD")),
         },
+        p if is(p, LOGOUT_PATH) => match method {
+            Method::POST => Box::pin(logout(app, req, origin)).await,
+            _ => Err(Rejection::MethodNotAllowed("POST")),
+        },
         p if p.starts_with("/lti/") => Err(Rejection::NotFound),
         _ => match &app.gated {
             Some(gated_proxy) => gated(app, gated_proxy, req, origin).await,
@@ -201,7 +206,9 @@ where
     let Some(service) = &app.deep_linking else {
         return Err(Rejection::NotFound);
     };
-    let binding = cookie(req.headers(), &deep_linking::cookie_name(&token));
+    let binding = app
+        .cookies
+        .read(req.headers(), &deep_linking::cookie_name(&token));
     let response = match *req.method() {
         Method::GET | Method::HEAD => {
             let search = req.uri().query().and_then(|q| {
@@ -241,12 +248,8 @@ async fn login(app: &Gateway, pairs: Vec<(String, String)>) -> Result<Answer, Re
     let ttl = app.sessions.config().login_state_ttl_sec;
     response.headers_mut().append(
         header::SET_COOKIE,
-        app.cookies.set(
-            &redirect.state_cookie,
-            &redirect.state,
-            STATE_COOKIE_PATH,
-            ttl,
-        ),
+        app.cookies
+            .set(&redirect.state_cookie, &redirect.state, ttl),
     );
     Ok((response, "login"))
 }
@@ -263,11 +266,11 @@ where
     let state = form.state.clone();
     let state_cookie = state
         .as_deref()
-        .and_then(|s| cookie(headers, &state_cookie_name(s)));
-    let session_cookie = cookie(headers, &app.sessions.config().cookie_name);
+        .and_then(|s| app.cookies.read(headers, &state_cookie_name(s)));
+    let session_cookie = session_cookie(app, headers);
     let cookies = LaunchCookies {
         state: state_cookie.as_deref(),
-        session: session_cookie.as_deref(),
+        session: session_cookie.as_ref().map(SessionCookie::presented),
     };
     match app.lti.launch(form, cookies).await {
         Ok(Launched::Resource {
@@ -281,12 +284,17 @@ where
             h.append(
                 header::SET_COOKIE,
                 app.cookies
-                    .set(&session.cookie_name, &session_id, "/", session.lifetime_sec),
+                    .set(&session.cookie_name, &session_id, session.lifetime_sec),
             );
+            if session_cookie.is_some_and(|c| c.legacy || c.legacy_too) {
+                h.append(
+                    header::SET_COOKIE,
+                    app.cookies.clear_exact(&session.cookie_name),
+                );
+            }
             h.append(
                 header::SET_COOKIE,
-                app.cookies
-                    .clear(&state_cookie_name(&state), STATE_COOKIE_PATH),
+                app.cookies.clear(&state_cookie_name(&state)),
             );
             Ok((response, "launch"))
         }
@@ -304,17 +312,12 @@ where
                 .map_or(0, |d| d.config().token_ttl_sec);
             h.append(
                 header::SET_COOKIE,
-                app.cookies.set(
-                    &crate::deep_linking::cookie_name(&token),
-                    &binding,
-                    crate::deep_linking::COOKIE_PATH,
-                    ttl,
-                ),
+                app.cookies
+                    .set(&crate::deep_linking::cookie_name(&token), &binding, ttl),
             );
             h.append(
                 header::SET_COOKIE,
-                app.cookies
-                    .clear(&state_cookie_name(&state), STATE_COOKIE_PATH),
+                app.cookies.clear(&state_cookie_name(&state)),
             );
             Ok((response, "deep_linking"))
         }
@@ -324,8 +327,7 @@ where
             if let Some(state) = state.filter(|s| crate::token::is_token(s)) {
                 response.headers_mut().append(
                     header::SET_COOKIE,
-                    app.cookies
-                        .clear(&state_cookie_name(&state), STATE_COOKIE_PATH),
+                    app.cookies.clear(&state_cookie_name(&state)),
                 );
             }
             Ok((response, reason))
@@ -333,9 +335,65 @@ where
     }
 }
 
-/// The browser's session cookie, if it sent one.
-fn session_cookie<B>(app: &Gateway, req: &Request<B>) -> Option<String> {
-    cookie(req.headers(), &app.sessions.config().cookie_name)
+/// The session id a browser sent.
+struct SessionCookie {
+    id: String,
+    /// Sent under the plain name on HTTPS (see [`Presented`]).
+    legacy: bool,
+    /// The plain name came too, beside the current one (it is expired).
+    legacy_too: bool,
+}
+
+impl SessionCookie {
+    fn presented(&self) -> Presented<'_> {
+        Presented {
+            id: &self.id,
+            legacy_name: self.legacy,
+        }
+    }
+}
+
+/// The browser's session cookie, if it sent one: under the current name
+/// (`__Host-<cookie_name>` on HTTPS) or, on HTTPS and failing that, under
+/// the plain name an earlier version set, for a session that version wrote.
+fn session_cookie(app: &Gateway, headers: &HeaderMap) -> Option<SessionCookie> {
+    let base = &app.sessions.config().cookie_name;
+    let plain = if app.cookies.https {
+        cookie(headers, base)
+    } else {
+        None
+    };
+    match app.cookies.read(headers, base) {
+        Some(id) => Some(SessionCookie {
+            id,
+            legacy: false,
+            legacy_too: plain.is_some(),
+        }),
+        None => plain.map(|id| SessionCookie {
+            id,
+            legacy: true,
+            legacy_too: false,
+        }),
+    }
+}
+
+/// Moves a browser off the plain cookie name: an answer allowed on a session
+/// presented under it sets the current name for the session's remaining
+/// life and expires the plain one (a plain copy sent beside the current name
+/// is expired too). A plain cookie set for a parent domain by another host
+/// cannot be expired from here; it is simply never read again once the
+/// current name is there.
+fn migrate(app: &Gateway, cookie: Option<&SessionCookie>, session: &Session, answer: &mut Answer) {
+    let Some(cookie) = cookie.filter(|c| c.legacy || c.legacy_too) else {
+        return;
+    };
+    let base = &app.sessions.config().cookie_name;
+    let h = answer.0.headers_mut();
+    if cookie.legacy {
+        let left = session.expires_at.saturating_sub(app.clock.now());
+        h.append(header::SET_COOKIE, app.cookies.set(base, &cookie.id, left));
+    }
+    h.append(header::SET_COOKIE, app.cookies.clear_exact(base));
 }
 
 async fn display<B>(app: &Gateway, req: Request<B>, origin: Origin<'_>) -> Result<Answer, Rejection>
@@ -346,10 +404,10 @@ where
     let Ok(content) = ContentPath::from_path(req.uri().path()) else {
         return Err(Rejection::NotFound);
     };
-    let session_id = session_cookie(app, &req);
+    let browser = session_cookie(app, req.headers());
     let (session, index) = app
         .sessions
-        .check_grant(session_id.as_deref(), &content)
+        .check_grant(browser.as_ref().map(SessionCookie::presented), &content)
         .await
         .map_err(Rejection::Access)?;
     let Some(gated_proxy) = &app.gated else {
@@ -362,19 +420,21 @@ where
                 "Access until: {} (Unix time)",
                 session.grant_expiry(grant)
             ));
-        return Ok((html(StatusCode::OK, page.render()), "display"));
+        let mut answer = (html(StatusCode::OK, page.render()), "display");
+        migrate(app, browser.as_ref(), &session, &mut answer);
+        return Ok(answer);
     };
     let target = gated_proxy
         .proxy
         .display_target(&content, req.uri().query());
-    let session_id = session_id.unwrap_or_default();
+    let session_id = browser.as_ref().map_or("", |b| b.id.as_str());
     let method = req.method().clone();
     let asked = req.uri().path().to_owned();
     let response = forward_for(
         gated_proxy,
         req,
         &target,
-        (&session_id, &session),
+        (session_id, &session),
         index,
         origin,
     )
@@ -382,15 +442,17 @@ where
     if response.status() == StatusCode::NOT_FOUND {
         return Err(Rejection::ContentNotFound);
     }
-    Ok(within_grant(
+    let mut answer = within_grant(
         app,
         gated_proxy,
-        (&session_id, &session),
+        (session_id, &session),
         (&method, &asked),
         (response, "display"),
         origin.request_id,
     )
-    .await)
+    .await;
+    migrate(app, browser.as_ref(), &session, &mut answer);
+    Ok(answer)
 }
 
 async fn gated<B>(
@@ -409,11 +471,11 @@ where
         return Err(Rejection::MethodNotAllowed(crate::proxy::FORWARDED_METHODS));
     }
     let path = crate::path::normalize(req.uri().path()).map_err(Rejection::BadPath)?;
-    let session_id = session_cookie(app, &req);
+    let browser = session_cookie(app, req.headers());
     let now = app.clock.now();
     let (session, (grant, rule)) = app
         .sessions
-        .authorize(session_id.as_deref(), |session| {
+        .authorize(browser.as_ref().map(SessionCookie::presented), |session| {
             crate::rules::check(&gated_proxy.rules, req.method(), &path, session, now)
         })
         .await?;
@@ -427,14 +489,14 @@ where
         Some(q) => format!("{}?{q}", path.as_str()),
         None => path.as_str().to_owned(),
     };
-    let session_id = session_id.unwrap_or_default();
+    let session_id = browser.as_ref().map_or("", |b| b.id.as_str());
     // A standard method clones without allocating; the path is borrowed.
     let method = req.method().clone();
     let response = forward_for(
         gated_proxy,
         req,
         &target,
-        (&session_id, &session),
+        (session_id, &session),
         grant,
         origin,
     )
@@ -444,15 +506,17 @@ where
         crate::rules::Scope::Course => "allow:course",
         crate::rules::Scope::Public => "allow:public",
     };
-    Ok(within_grant(
+    let mut answer = within_grant(
         app,
         gated_proxy,
-        (&session_id, &session),
+        (session_id, &session),
         (&method, path.as_str()),
         (response, decision),
         origin.request_id,
     )
-    .await)
+    .await;
+    migrate(app, browser.as_ref(), &session, &mut answer);
+    Ok(answer)
 }
 
 /// The grant under whose launched block `block` lies: `chosen` (the one the
@@ -663,6 +727,144 @@ where
         name: plain.then(|| launched.launch.name.clone()).flatten(),
     };
     Ok(proxy.forward(req, target, identity, origin).await?)
+}
+
+/// `POST /lti/1p3/logout/`: ends the browser's gateway session (deleted
+/// from the store; every replica stops accepting it once its cached read
+/// runs out), expires its cookie and the LMS's cookies the browser sent, and
+/// ends the LMS session through the LMS app (see [`lms_logout`]). Answers a
+/// page that says so, with or without a session to end.
+///
+/// POST only: a GET could be fired by any page with an `<img>`, or by a link
+/// prefetcher. And only from a page of the gateway's own origin: ltigate's
+/// cookies are `SameSite=None` (they must work inside the platform's
+/// iframe), so a form on another site would carry them. Browsers send
+/// `Origin` with every POST; without one, `Sec-Fetch-Site` must say
+/// `same-origin`. A forged logout could only make a learner relaunch, but
+/// no other site needs to sign learners out, so none can.
+async fn logout<B>(
+    app: &Gateway,
+    req: Request<B>,
+    origin: Origin<'_>,
+) -> Result<Answer, Rejection> {
+    let headers = req.headers();
+    let same_origin = match headers.get(header::ORIGIN) {
+        Some(o) => o.as_bytes() == app.server.public_origin().as_bytes(),
+        None => headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes() == b"same-origin"),
+    };
+    if !same_origin {
+        return Err(Rejection::LogoutCrossSite);
+    }
+    let browser = session_cookie(app, headers);
+    let ended = match &browser {
+        Some(c) => app
+            .sessions
+            .end(c.presented())
+            .await
+            .map_err(AccessError::from)?,
+        None => None,
+    };
+    let page = Page::new("You are signed out")
+        .para("Your session with this activity has ended.")
+        .para("To continue, open the activity again from your course.");
+    let mut response = html(StatusCode::OK, page.render());
+    let session = app.sessions.config();
+    if let (Some(ended), Some(gated_proxy), Some(path)) =
+        (&ended, &app.gated, session.lms_logout_path.as_deref())
+    {
+        match lms_logout(gated_proxy, headers, ended, path, origin).await {
+            Ok(cookies) => {
+                for c in cookies {
+                    response.headers_mut().append(header::SET_COOKIE, c);
+                }
+            }
+            Err(e) => tracing::warn!(
+                request_id = origin.request_id,
+                error = %e,
+                "logout: the LMS session could not be ended (the gateway's is, and the browser's LMS cookies are expired)"
+            ),
+        }
+    }
+    let h = response.headers_mut();
+    h.append(header::SET_COOKIE, app.cookies.clear(&session.cookie_name));
+    if app.cookies.https {
+        h.append(
+            header::SET_COOKIE,
+            app.cookies.clear_exact(&session.cookie_name),
+        );
+    }
+    let prefix = if app.cookies.https {
+        crate::proxy::UPSTREAM_COOKIE_PREFIX_HTTPS
+    } else {
+        crate::proxy::UPSTREAM_COOKIE_PREFIX_HTTP
+    };
+    for (name, _) in crate::cookies::pairs(headers) {
+        if name.len() > prefix.len() && name.starts_with(prefix) {
+            h.append(header::SET_COOKIE, app.cookies.clear_exact(name));
+        }
+    }
+    no_store(h);
+    if let Some(ended) = &ended {
+        tracing::info!(
+            issuer = %ended.user.issuer,
+            client_id = %ended.user.client_id,
+            request_id = origin.request_id,
+            "session ended by logout"
+        );
+    }
+    Ok((response, "logout"))
+}
+
+/// Ends the LMS session of a browser that logs out: a `POST` to the LMS
+/// app's logout view (`[session] lms_logout_path`) through the proxy, with
+/// the browser's LMS cookies (the proxy forwards only those) and a logout
+/// assertion for the session that ended. The view logs out the Django
+/// session those cookies name (deploy/openedx, `ltigate_openedx.views.logout`,
+/// which calls `django.contrib.auth.logout` as Open edX's own `LogoutView`
+/// does); its `Set-Cookie`s, renamed by the proxy, are returned for the
+/// browser.
+async fn lms_logout(
+    gated_proxy: &Gated,
+    headers: &HeaderMap,
+    session: &Session,
+    path: &str,
+    origin: Origin<'_>,
+) -> Result<Vec<HeaderValue>, String> {
+    let assertion = gated_proxy
+        .asserter
+        .for_logout(session)
+        .ok_or("the session holds no grant")?
+        .map_err(|e| e.to_string())?;
+    let mut req = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .body(full_body(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    for c in headers.get_all(header::COOKIE) {
+        req.headers_mut().append(header::COOKIE, c.clone());
+    }
+    let identity = Identity {
+        assertion,
+        username: None,
+        email: None,
+        name: None,
+    };
+    let response = gated_proxy
+        .proxy
+        .forward(req, path, identity, origin)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("the LMS answered {}", response.status()));
+    }
+    Ok(response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .cloned()
+        .collect())
 }
 
 fn org_jwks(app: &Gateway, path: &str) -> Result<Answer, Rejection> {

@@ -70,6 +70,13 @@ pub enum Rejection {
     MethodNotAllowed(&'static str),
     #[error("no such page")]
     NotFound,
+    /// A logout request that did not come from a page of the gateway's own
+    /// origin (see the logout route in `app.rs`).
+    #[error("a logout request from another site")]
+    LogoutCrossSite,
+    /// `ltigate sessions revoke` named a registration the config does not have.
+    #[error("no such registration")]
+    NoSuchRegistration,
 }
 
 /// One row of the table.
@@ -185,6 +192,21 @@ impl Rejection {
                 Page::new("Page not found")
                     .para("There is nothing at this address. Launch content from your course."),
             ),
+            Rejection::LogoutCrossSite => row(
+                S::FORBIDDEN,
+                "logout_cross_site",
+                Page::new("You were not signed out")
+                    .para("This sign-out request came from another site, so the gateway ignored it and your session goes on. To sign out, use the sign-out button inside the activity.")
+                    .para(ASK_ADMIN),
+            ),
+            Rejection::NoSuchRegistration => Entry {
+                field: Some("client_id".into()),
+                ..row(
+                    S::NOT_FOUND,
+                    "no_such_registration",
+                    Page::new("no [[platforms]] entry has this issuer and client_id; check them against `ltigate check`"),
+                )
+            },
         };
         entry.page = entry.page.reference(entry.reason);
         entry
@@ -647,6 +669,20 @@ mod tests {
         assert_eq!(
             Rejection::LaunchOpenedDirectly.status(),
             StatusCode::METHOD_NOT_ALLOWED
+        );
+    }
+
+    #[test]
+    fn logout_and_revocation_statuses() {
+        assert_eq!(Rejection::LogoutCrossSite.status(), StatusCode::FORBIDDEN);
+        let entry = Rejection::NoSuchRegistration.entry();
+        assert_eq!(
+            (entry.status, entry.reason, entry.field.as_deref()),
+            (
+                StatusCode::NOT_FOUND,
+                "no_such_registration",
+                Some("client_id")
+            )
         );
     }
 

@@ -6,6 +6,8 @@
 //!   malformed input; 404 for a user ltigate has no graded resource for.
 //! - `GET /deliveries[?failed=1]`, `POST /deliveries/<id>/retry`,
 //!   `POST /deliveries/retry-failed`: what `ltigate grades` uses.
+//! - `POST /sessions/revoke?issuer=&client_id=[&sub=]`: what `ltigate
+//!   sessions revoke` uses (see [`revoke`]).
 //!
 //! Every request needs `Authorization: Bearer <grades.token>`, compared in
 //! constant time. Errors are rendered as JSON by [`super::reject`], from
@@ -50,6 +52,10 @@ where
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let (mut response, decision) = match app.grades.as_deref() {
+        Some(grades) if path.starts_with("/sessions/") => match revoke(&app, grades, &req).await {
+            Ok(response) => (response, "revoke"),
+            Err(rejection) => rejection.into_json(id.as_str()),
+        },
         Some(grades) => match route(grades, req).await {
             Ok(response) => (response, "score_api"),
             Err(rejection) => rejection.into_json(id.as_str()),
@@ -66,6 +72,89 @@ where
     });
     id.stamp(&mut response);
     response
+}
+
+/// `POST /sessions/revoke?issuer=I&client_id=C&sub=S` revokes every session
+/// of one learner; without `sub`, of every learner of the registration. The
+/// registration must be in the config (active or not), so that a typo is
+/// an error rather than a revocation of nobody. It takes effect at once on
+/// this replica and within a cached read's life on the others (see
+/// [`crate::session::Sessions::revoke`]). The parameters are in the query,
+/// so no body is read.
+async fn revoke<B>(
+    app: &Gateway,
+    grades: &Grades,
+    req: &Request<B>,
+) -> Result<Response<Body>, Rejection> {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !grades.authorized(presented) {
+        return Err(Rejection::Unauthorized);
+    }
+    if req.method() != Method::POST || req.uri().path() != "/sessions/revoke" {
+        return Err(Rejection::NoSuchEndpoint);
+    }
+    let mut params = std::collections::HashMap::new();
+    for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes()) {
+        params
+            .entry(k.into_owned())
+            .or_insert_with(|| v.into_owned());
+    }
+    let required = |field: &str| {
+        params
+            .get(field)
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .ok_or_else(|| ScoreError::Invalid {
+                field: field.into(),
+                error: format!("{field} is required"),
+            })
+    };
+    let (issuer, client_id) = (required("issuer")?, required("client_id")?);
+    if let Err(crate::registry::LookupError::Unknown) =
+        app.lti.registry().find(&issuer, Some(&client_id))
+    {
+        return Err(Rejection::NoSuchRegistration);
+    }
+    let (what, kind) = match params.get("sub") {
+        Some(sub) if sub.is_empty() => {
+            return Err(ScoreError::Invalid {
+                field: "sub".into(),
+                error: "sub must not be empty (leave it out to revoke the registration)".into(),
+            }
+            .into());
+        }
+        Some(sub) => (
+            crate::session::Revoke::User(crate::session::UserRef {
+                issuer,
+                client_id,
+                sub: sub.clone(),
+            }),
+            "user",
+        ),
+        None => (
+            crate::session::Revoke::Registration { issuer, client_id },
+            "registration",
+        ),
+    };
+    let not_before = app
+        .sessions
+        .revoke(&what)
+        .await
+        .map_err(ScoreError::Store)?;
+    tracing::info!(
+        revoked = kind,
+        not_before,
+        "sessions revoked by an operator"
+    );
+    Ok(reply(
+        StatusCode::OK,
+        &json!({ "revoked": kind, "not_before": not_before }),
+    ))
 }
 
 async fn route<B>(grades: &Grades, req: Request<B>) -> Result<Response<Body>, Rejection>

@@ -167,7 +167,7 @@ pub struct LaunchCookies<'a> {
     /// [`super::state_cookie_name`]).
     pub state: Option<&'a str>,
     /// The session cookie, if the browser has a session already.
-    pub session: Option<&'a str>,
+    pub session: Option<crate::session::Presented<'a>>,
 }
 
 impl Lti {

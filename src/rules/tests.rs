@@ -56,6 +56,7 @@ fn session(expires: Option<u64>) -> Session {
         },
         created_at: 0,
         expires_at: 10_000,
+        host_cookie: true,
         grants: vec![Grant {
             content,
             granted_at: 0,

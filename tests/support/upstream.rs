@@ -259,6 +259,16 @@ async fn answer(
         return respond(200, "slow ok".into());
     }
     match path.as_str() {
+        // The LMS app's logout view, as Django ends a session: the cookie
+        // is expired the way `HttpResponse.delete_cookie` writes it.
+        "/ltigate/logout" => hyper::Response::builder()
+            .status(200)
+            .header(
+                "set-cookie",
+                "sessionid=\"\"; expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/",
+            )
+            .body(Full::new(Bytes::from_static(b"{\"logged_out\": true}")))
+            .expect("response"),
         "/set-cookie" => hyper::Response::builder()
             .status(200)
             .header(

@@ -81,6 +81,14 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body of every response the gateway sends.
 pub type Body = http_body_util::combinators::BoxBody<Bytes, BoxError>;
 
+/// The error a request body fails with when it does not arrive in time
+/// (the server's body read deadline). Here, beside [`Body`], because both
+/// the HTTP layer (LTI forms, the score API) and the proxy (a forwarded
+/// upload) answer it with 408.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the request body did not arrive within the body read timeout")]
+pub struct BodyTimedOut;
+
 /// A body holding `bytes`.
 pub fn full_body(bytes: Bytes) -> Body {
     Full::new(bytes).map_err(|never| match never {}).boxed()

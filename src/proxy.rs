@@ -116,6 +116,8 @@ pub enum ProxyError {
     Upstream(String),
     #[error("the request body is larger than {0} bytes")]
     BodyTooLarge(u64),
+    #[error("the request body did not arrive in time")]
+    BodyTimedOut,
     #[error("protocol upgrades (WebSocket) are not supported")]
     UpgradeRefused,
 }
@@ -641,6 +643,9 @@ fn classify(e: &PoolError, limit: u64) -> ProxyError {
     while let Some(err) = source {
         if err.is::<http_body_util::LengthLimitError>() {
             return ProxyError::BodyTooLarge(limit);
+        }
+        if err.is::<crate::BodyTimedOut>() {
+            return ProxyError::BodyTimedOut;
         }
         source = err.source();
     }

@@ -1832,3 +1832,28 @@ async fn gated_responses_are_private() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "private");
 }
+
+/// A forwarded upload that stops arriving is cut off after the body read
+/// timeout with 408 `body_timeout`, the same answer an LTI form gets (it
+/// was 502 `upstream_failed`: the proxy did not recognise the timeout).
+#[tokio::test]
+async fn a_forwarded_upload_that_stops_arriving_gets_408() {
+    let s = launched(GatewayOptions {
+        server_extra: "body_read_timeout_sec = 1\nbody_min_bytes_per_sec = 100".into(),
+        ..Default::default()
+    })
+    .await;
+    let path = handler(COURSE, USAGE, "xmodule_handler/problem_check");
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nabc",
+        session_pair(&s.gw, &s.browser)
+    );
+    let raw = raw_request(&s.gw, request.as_bytes()).await;
+    assert_eq!(raw.status, 408, "{}", raw.body);
+    assert!(
+        raw.body.contains("<code>body_timeout</code>"),
+        "{}",
+        raw.body
+    );
+}

@@ -23,10 +23,7 @@ pub enum FormError {
     TimedOut,
 }
 
-/// The error a request body fails with when it does not arrive in time.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("the request body did not arrive within the body read timeout")]
-pub struct BodyTimedOut;
+pub use crate::BodyTimedOut;
 
 /// Decoded `name=value` pairs of a query string.
 pub fn query_pairs<B>(req: &Request<B>) -> Vec<(String, String)> {

@@ -325,6 +325,12 @@ fn proxy(e: &ProxyError) -> Entry {
                 limit / (1024 * 1024)
             )),
         ),
+        ProxyError::BodyTimedOut => row(
+            S::REQUEST_TIMEOUT,
+            "body_timeout",
+            Page::new("The upload took too long to arrive")
+                .para("The connection was too slow, or the upload was cut short. Nothing was saved; try again on a faster connection."),
+        ),
         ProxyError::UpgradeRefused => row(
             S::NOT_IMPLEMENTED,
             "upgrade_refused",

@@ -50,6 +50,8 @@ pub struct GatewayOptions {
     pub store: Option<String>,
     /// Extra lines for `[session]`.
     pub session: String,
+    /// Extra lines for `[server]`.
+    pub server_extra: String,
     /// The `[jwks]` table body; default: `min_refetch_interval_sec = 60`.
     pub jwks: Option<String>,
     /// Extra lines for the platform's table (for example a gate).
@@ -140,6 +142,7 @@ listen = "127.0.0.1:{port}"
 public_url = "{public_url}"
 allow_http = true
 shutdown_grace_sec = 5
+{server_extra}
 
 [store]
 {store}
@@ -192,6 +195,7 @@ deployment_ids = ["{deployment}"]
             base = platform.base_url(),
             deployment = platform.deployment_id,
             platform_extra = opts.platform_extra,
+            server_extra = opts.server_extra,
             // The test platform is on loopback.
             private = if opts.platform_extra.contains("allow_private_addresses") {
                 ""

@@ -508,6 +508,11 @@ impl Proxy {
     fn rewrite_response_headers(&self, headers: &mut HeaderMap) {
         remove_connection_headers(headers, |_| false);
         cache::make_private(headers);
+        // `Refresh: N; url=...` is a redirect the redirect gate, which reads
+        // a 3xx's Location, never sees; no Open edX view sends one (its
+        // redirects are 3xx), so it is dropped rather than followed
+        // anywhere.
+        headers.remove(HeaderName::from_static("refresh"));
         if headers.contains_key(header::SET_COOKIE) {
             let cookies: Vec<HeaderValue> = headers
                 .get_all(header::SET_COOKIE)

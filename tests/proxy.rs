@@ -1857,3 +1857,23 @@ async fn a_forwarded_upload_that_stops_arriving_gets_408() {
         raw.body
     );
 }
+
+/// A `Refresh` header would redirect the browser where the redirect gate
+/// (which reads a 3xx's `Location`) never looks: it is dropped.
+#[tokio::test]
+async fn a_refresh_header_never_reaches_the_browser() {
+    let s = launched(GatewayOptions::default()).await;
+    let response = s
+        .browser
+        .http
+        .get(s.gw.url("/static/refresh"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers().get("refresh").is_none(),
+        "{:?}",
+        response.headers()
+    );
+}

@@ -254,6 +254,14 @@ async fn answer(
             .body(Full::new(Bytes::from_static(b"cached?")))
             .expect("response");
     }
+    if path == "/static/refresh" {
+        // A redirect by `Refresh` header, which Location-based checks miss.
+        return hyper::Response::builder()
+            .status(200)
+            .header("refresh", "0; url=https://apps.lms.example.com/learning/")
+            .body(Full::new(Bytes::from_static(b"refreshing")))
+            .expect("response");
+    }
     if path.starts_with("/slow/") {
         tokio::time::sleep(slow).await;
         return respond(200, "slow ok".into());

@@ -22,7 +22,9 @@
 //!   pages, the listeners);
 //! - `config` (the file format and its validation, building the owners'
 //!   config types), `gateway` (builds the services from a config) and
-//!   `cli` (the subcommands).
+//!   `cli` (the subcommands);
+//! - `fuzzing` (behind the `fuzzing` feature): the fuzz targets' entry
+//!   points, on top of everything (see docs/tests.md, "Fuzzing").
 
 mod assertion;
 mod backoff;
@@ -35,6 +37,10 @@ mod content;
 mod cookies;
 mod course_tree;
 mod deep_linking;
+/// Entry points for the fuzz targets in `fuzz/`; not an API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod gate;
 mod gateway;
 mod grades;

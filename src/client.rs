@@ -6,7 +6,9 @@
 //! (Canvas refuses API calls without one), bounds every call with a timeout
 //! and every response body with a size limit. It never follows redirects.
 //! [`HttpClient::public_only`] also refuses to connect to loopback,
-//! link-local and private addresses, whatever a host name resolves to.
+//! link-local and private addresses that a host name resolves to. An IP
+//! literal in a URL is not resolved, so it never reaches that check: the
+//! caller checks it first (`Registration::check_service_url`).
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -64,12 +66,17 @@ enum Inner {
 
 /// Whether `ip` is an address on the public internet: not loopback,
 /// unspecified, private (RFC 1918, IPv6 unique local), link-local, shared
-/// (RFC 6598, carrier-grade NAT), broadcast, multicast or documentation,
-/// also when written as an IPv4-mapped IPv6 address.
+/// (RFC 6598, carrier-grade NAT), broadcast, multicast, documentation,
+/// benchmarking (198.18/15), IETF protocol assignments (192.0.0/24) or
+/// reserved (240/4). IPv6 forms that carry an IPv4 address are judged by
+/// that address (IPv4-mapped, IPv4-compatible, NAT64 `64:ff9b::/96`), and
+/// those that reach one through a translator are refused outright (local
+/// NAT64 `64:ff9b:1::/48`, 6to4 `2002::/16`), as are site-local `fec0::/10`
+/// and documentation `2001:db8::/32`.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             !(v4.is_loopback()
                 || v4.is_unspecified()
                 || v4.is_private()
@@ -78,18 +85,34 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v4.is_multicast()
                 || v4.is_documentation()
                 || a == 0
-                || (a == 100 && (64..128).contains(&b)))
+                || a >= 240
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (18..20).contains(&b))
+                || (a == 192 && b == 0 && c == 0))
         }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public(IpAddr::V4(v4)),
-            None => {
-                !(v6.is_loopback()
-                    || v6.is_unspecified()
-                    || v6.is_unique_local()
-                    || v6.is_unicast_link_local()
-                    || v6.is_multicast())
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
             }
-        },
+            // IPv4-compatible (::a.b.c.d, deprecated) and NAT64 well-known.
+            let embedded = || std::net::Ipv4Addr::from(((s[6] as u32) << 16) | s[7] as u32);
+            if s[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified() {
+                return is_public(IpAddr::V4(embedded()));
+            }
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                return is_public(IpAddr::V4(embedded()));
+            }
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_unique_local()
+                || v6.is_unicast_link_local()
+                || v6.is_multicast()
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1)
+                || s[0] == 0x2002
+                || (s[0] & 0xffc0) == 0xfec0
+                || (s[0] == 0x2001 && s[1] == 0x0db8))
+        }
     }
 }
 
@@ -260,5 +283,49 @@ impl HttpClient {
         tokio::time::timeout(timeout, call)
             .await
             .map_err(|_| ClientError::Timeout { host: host.clone() })?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_public;
+
+    #[test]
+    fn internal_addresses_in_every_spelling_are_not_public() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.1.2.3",
+            "198.18.0.1",
+            "192.0.0.8",
+            "240.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fc00::1",
+            "fe80::1",
+            "fec0::1",
+            "::ffff:127.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::1",
+            "2002:c0a8:101::1",
+            "2001:db8::1",
+            "ff02::1",
+        ] {
+            assert!(!is_public(ip.parse().expect(ip)), "{ip} counted as public");
+        }
+        for ip in [
+            "93.184.216.34",
+            "2606:4700::1111",
+            "::ffff:93.184.216.34",
+            "64:ff9b::5db8:d822",
+        ] {
+            assert!(is_public(ip.parse().expect(ip)), "{ip} counted as internal");
+        }
     }
 }

@@ -286,7 +286,7 @@ deployment_ids = ["{DEPLOYMENT_ID}"]
         let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
         let cookies = LaunchCookies {
             state: state_cookie,
-            session: session.as_deref(),
+            session: session.as_deref().map(crate::session::Presented::current),
         };
         match self.runtime.block_on(self.app.lti.launch(form, cookies)) {
             Ok(Launched::Resource { session_id, .. }) => {

@@ -256,6 +256,8 @@ impl Rig {
         let public = format!("http://127.0.0.1:{port}");
         let opts = GatewayOptions {
             store,
+            // Every simulated learner connects from 127.0.0.1.
+            server_extra: "max_connections_per_ip = 10000".into(),
             public_url: Some(public.clone()),
             upstream: Some(upstream.url()),
             extra: format!(

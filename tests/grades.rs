@@ -1516,3 +1516,51 @@ async fn private_addresses_need_the_registration_to_allow_them() {
     assert!(s.platform.token_requests().is_empty());
     assert!(s.platform.score_requests().is_empty());
 }
+
+/// Learners of one resource link are delivered concurrently, yet the link's
+/// line item is created once: the second delivery waits for the first
+/// lookup instead of also finding nothing and creating a second gradebook
+/// column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_scores_of_one_link_create_one_line_item() {
+    let s = setup().await;
+    let container = format!("{}/lineitems", s.platform.base_url());
+    let mut users = Vec::new();
+    for n in 0..4 {
+        let browser = Browser::new();
+        let target = s.gw.target(P1);
+        let auth = browser.login(&s.gw, &s.platform, &target).await;
+        let mut claims = s.platform.claims(&auth, &target);
+        claims["sub"] = json!(format!("learner-{n}"));
+        claims["https://purl.imsglobal.org/spec/lti/claim/resource_link"] =
+            json!({"id": "rl-shared", "title": "Shared quiz"});
+        claims["https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"] =
+            ags_claim(None, Some(&container));
+        let r = browser
+            .post_launch(&s.gw, &s.platform.sign(&claims), &auth.state)
+            .await;
+        assert_eq!(r.status, 302, "{}", r.body);
+        let (status, body) = browser.get(&s.gw, &display_path(P1)).await;
+        assert_eq!(status, 200, "{body}");
+        let token = s.upstream.last();
+        let token = token.header("x-ltigate-assertion").expect("assertion");
+        users.push(
+            verify_assertion(&s.gw, token).await["sub"]
+                .as_str()
+                .expect("sub")
+                .to_owned(),
+        );
+    }
+    // Each lookup takes long enough for all four to be in flight at once.
+    s.platform.stall_container(Duration::from_millis(300));
+    for user in &users {
+        accepted(&s, &event(user, P1, 1.0, 2.0, MODIFIED)).await;
+    }
+    landed(&s.platform, 4).await;
+    assert_eq!(
+        s.platform.lineitems().len(),
+        1,
+        "one line item for the link: {:#?}",
+        s.platform.lineitem_requests()
+    );
+}

@@ -724,6 +724,33 @@ async fn queue_put_on_a_leased_item_waits_for_its_holder(b: &Backend) {
     assert!(s.queue_list().await.expect("list").is_empty());
 }
 
+/// A payload put while its item was leased asks for a later due time (a
+/// composite score's delay); when the holder dies and its lease runs out,
+/// that due time still holds: the next claim does not take it early.
+async fn queue_a_dead_holders_item_keeps_the_due_time_put_asked(b: &Backend) {
+    let s = &b.store;
+    let now = b.now();
+    s.queue_put("r", "g", b"first".to_vec(), now)
+        .await
+        .expect("put");
+    assert!(claim(b, &[]).await.is_some());
+    s.queue_put("r", "g", b"later".to_vec(), now + 900)
+        .await
+        .expect("put while leased");
+    // The holder dies: no finish. Its 15 s lease runs out.
+    b.clock.advance(16);
+    assert_eq!(
+        claim(b, &[]).await,
+        None,
+        "not before the due time its put asked"
+    );
+    b.clock.advance(900);
+    assert_eq!(
+        claim(b, &[]).await,
+        Some(("r".to_owned(), b"later".to_vec()))
+    );
+}
+
 /// Moving an item to another group (a re-registered platform) leaves no
 /// trace in the old one.
 async fn queue_put_moves_an_item_between_groups(b: &Backend) {
@@ -785,6 +812,7 @@ suite!(
     queue_leases_end_unless_renewed,
     queue_put_on_a_leased_item_waits_for_its_holder,
     queue_put_moves_an_item_between_groups,
+    queue_a_dead_holders_item_keeps_the_due_time_put_asked,
 );
 
 // ---------------------------------------------------------------------------

@@ -93,6 +93,9 @@ pub struct Ags {
     public: HttpClient,
     pub clock: std::sync::Arc<dyn Clock>,
     tokens: Tokens,
+    /// The line item of each resource link found or created so far, by
+    /// registration, container and link: one lookup at a time per link.
+    lineitems: DashMap<String, std::sync::Arc<tokio::sync::Mutex<Option<String>>>>,
 }
 
 impl Ags {
@@ -102,6 +105,7 @@ impl Ags {
             public: HttpClient::public_only(PUBLIC_CONNECT_TIMEOUT),
             clock,
             tokens: Tokens::default(),
+            lineitems: DashMap::new(),
         }
     }
 
@@ -278,8 +282,37 @@ fn next_page(headers: &http::HeaderMap) -> Option<Url> {
         })
 }
 
-/// Finds this resource link's line item in the container, or creates it.
+/// Finds this resource link's line item in the container, or creates it,
+/// once per process and link: learners of one link are delivered
+/// concurrently, and two lookups that both found nothing would each create
+/// a line item (two gradebook columns).
 pub async fn find_or_create_lineitem(
+    ags: &Ags,
+    reg: &Registration,
+    lineitems: &str,
+    resource_link_id: &str,
+    label: &str,
+    token: &str,
+    timeout: Duration,
+) -> Result<String, AgsError> {
+    let key = format!(
+        "{}\n{}\n{lineitems}\n{resource_link_id}",
+        reg.platform.issuer, reg.platform.client_id
+    );
+    let slot = ags.lineitems.entry(key).or_default().clone();
+    let mut known = slot.lock().await;
+    if let Some(id) = known.as_ref() {
+        return Ok(id.clone());
+    }
+    let id =
+        lookup_or_create_lineitem(ags, reg, lineitems, resource_link_id, label, token, timeout)
+            .await?;
+    *known = Some(id.clone());
+    Ok(id)
+}
+
+/// The container lookup, then the creation when nothing matched.
+async fn lookup_or_create_lineitem(
     ags: &Ags,
     reg: &Registration,
     lineitems: &str,

@@ -104,6 +104,8 @@ pub async fn list(store: &dyn Store, failed_only: bool) -> Result<Vec<Listed>, S
 }
 
 /// Re-queues a delivery now, with its attempts reset. False if there is none.
+/// A put, not a finish: a delivery in flight keeps its lease, and the
+/// re-queued copy goes once that send is over (never two at once).
 pub async fn retry(store: &dyn Store, id: &str, now: UnixTime) -> Result<bool, StoreError> {
     let Some(item) = store.queue_get(id).await? else {
         return Ok(false);
@@ -112,8 +114,9 @@ pub async fn retry(store: &dyn Store, id: &str, now: UnixTime) -> Result<bool, S
     delivery.state = State::Pending;
     delivery.attempts = 0;
     store
-        .queue_finish(id, &item.payload, Some((delivery.encode()?, now)))
-        .await
+        .queue_put(id, &item.group, delivery.encode()?, now)
+        .await?;
+    Ok(true)
 }
 
 /// Re-queues every failed delivery. Returns how many.

@@ -121,29 +121,30 @@ fn finished(
     held.remove(&id);
 }
 
-/// Sends one claimed delivery, renewing its lease until it is finished.
+/// Sends one claimed delivery, renewing its lease until it is finished. The
+/// renewals run beside the send, so a slow store never holds the send up.
 async fn send_leased(app: Arc<Grades>, item: Queued) {
     let id = item.id.clone();
-    let work = process(&app, item);
-    tokio::pin!(work);
-    let mut renew =
-        tokio::time::interval_at(tokio::time::Instant::now() + RENEW_EVERY, RENEW_EVERY);
-    loop {
-        tokio::select! {
-            () = &mut work => return,
-            _ = renew.tick() => {
-                let until = app.clock.now() + LEASE_SEC;
-                match app.store.queue_renew(&id, until).await {
-                    Ok(true) => {}
-                    Ok(false) => tracing::debug!(id, "delivery no longer leased while in flight"),
-                    Err(e) => tracing::warn!(
-                        id,
-                        error = %e,
-                        "could not renew a delivery's lease; another worker may send it too"
-                    ),
-                }
+    let renewals = async {
+        let mut renew =
+            tokio::time::interval_at(tokio::time::Instant::now() + RENEW_EVERY, RENEW_EVERY);
+        loop {
+            renew.tick().await;
+            let until = app.clock.now() + LEASE_SEC;
+            match app.store.queue_renew(&id, until).await {
+                Ok(true) => {}
+                Ok(false) => tracing::debug!(id, "delivery no longer leased while in flight"),
+                Err(e) => tracing::warn!(
+                    id,
+                    error = %e,
+                    "could not renew a delivery's lease; another worker may send it too"
+                ),
             }
         }
+    };
+    tokio::select! {
+        () = process(&app, item) => {}
+        () = renewals => {}
     }
 }
 

@@ -393,14 +393,20 @@ impl EmbeddedStore {
     /// Moves a queue written before groups existed (`queue_due`) into
     /// [`QUEUE_ORDER`], in group "", and deletes the old table.
     fn move_legacy_queue_order(db: &Db) -> Result<(), StoreError> {
+        // A write transaction would create the table: ask a read one.
+        match db
+            .begin_read()
+            .map_err(unavailable)?
+            .open_table(LEGACY_QUEUE_DUE)
+        {
+            Ok(_) => {}
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+            Err(e) => return Err(unavailable(e)),
+        }
         let tx = db.begin_write().map_err(unavailable)?;
         let moved = {
             let mut order = tx.open_table(QUEUE_ORDER).map_err(unavailable)?;
-            let legacy = match tx.open_table(LEGACY_QUEUE_DUE) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
-                Err(e) => return Err(unavailable(e)),
-            };
+            let legacy = tx.open_table(LEGACY_QUEUE_DUE).map_err(unavailable)?;
             let mut moved = 0usize;
             for entry in legacy.iter().map_err(unavailable)? {
                 let (key, _) = entry.map_err(unavailable)?;
@@ -568,6 +574,9 @@ impl Store for EmbeddedStore {
         due_at: UnixTime,
     ) -> Result<(), StoreError> {
         let (id, group) = (id.to_owned(), group.to_owned());
+        // Every real due time stays below u64::MAX: `group_heads` seeks past a
+        // group with (group, u64::MAX, "").
+        let due_at = due_at.min(u64::MAX - 1);
         self.blocking(move |db, _| {
             Self::queue_write(db, |q| {
                 // A leased item keeps its lease end as its due time; the
@@ -604,10 +613,29 @@ impl Store for EmbeddedStore {
                     return Ok(None);
                 };
                 let Some((_, payload, _)) = q.get(&id)? else {
+                    // An order entry without its item: drop it, or it
+                    // would stay first and hide every other item.
+                    q.order
+                        .remove((group.as_str(), due, id.as_str()))
+                        .map_err(unavailable)?;
                     return Ok(None);
                 };
+                // A lease that ran out may record a later due time for a
+                // payload put meanwhile (a composite score's delay).
+                let after = q
+                    .leases
+                    .get(id.as_str())
+                    .map_err(unavailable)?
+                    .map(|a| a.value());
+                if let Some(after) = after.filter(|a| *a > now) {
+                    q.set(&id, &group, &payload, after)?;
+                    q.leases.remove(id.as_str()).map_err(unavailable)?;
+                    return Ok(None);
+                }
                 q.set(&id, &group, &payload, lease_until)?;
-                q.leases.insert(id.as_str(), due).map_err(unavailable)?;
+                q.leases
+                    .insert(id.as_str(), after.unwrap_or(due))
+                    .map_err(unavailable)?;
                 Ok(Some(Queued {
                     id,
                     group,

@@ -112,15 +112,26 @@ if not payload then
   redis.call('ZREM', due_key(best_group), best_id)
   return nil
 end
+-- A lease left by a holder that died (it ran out) may record a later due
+-- time for a payload put meanwhile (a composite score's delay): honour it.
+local after = redis.call('HGET', KEYS[4], best_id)
+if after and tonumber(after) > now then
+  redis.call('ZADD', due_key(best_group), after, best_id)
+  redis.call('HDEL', KEYS[4], best_id)
+  return nil
+end
 redis.call('ZADD', due_key(best_group), ARGV[2], best_id)
-redis.call('HSET', KEYS[4], best_id, best_due)
+redis.call('HSET', KEYS[4], best_id, after or best_due)
 return {best_id, payload, best_group}
 ";
 
 /// Extends a lease (ARGV: id, lease end). 0 when the item is not leased.
 const QUEUE_RENEW_SCRIPT: &str = r"
 if redis.call('HEXISTS', KEYS[4], ARGV[1]) == 0 then return 0 end
-return redis.call('ZADD', due_key(group_of(ARGV[1])), 'XX', 'CH', ARGV[2], ARGV[1]) + 1
+local key = due_key(group_of(ARGV[1]))
+if not redis.call('ZSCORE', key, ARGV[1]) then return 0 end
+redis.call('ZADD', key, ARGV[2], ARGV[1])
+return 1
 ";
 
 /// Deletes or replaces an item if its payload is still the claimed one

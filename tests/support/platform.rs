@@ -96,6 +96,8 @@ struct Shared {
     score_stall: Mutex<Duration>,
     /// Score requests that arrived, counting those still stalled.
     score_arrivals: AtomicUsize,
+    /// How long the line items container takes before it answers.
+    container_stall: Mutex<Duration>,
     /// What the JWKS endpoint does instead of answering at once.
     jwks_fault: Mutex<JwksFault>,
     /// Score requests received and not yet answered.
@@ -193,6 +195,7 @@ impl TestPlatform {
             ags: Mutex::new(Ags::default()),
             score_stall: Mutex::new(Duration::ZERO),
             score_arrivals: AtomicUsize::new(0),
+            container_stall: Mutex::new(Duration::ZERO),
             jwks_fault: Mutex::new(JwksFault::None),
             scores_in_flight: AtomicUsize::new(0),
         });
@@ -538,6 +541,11 @@ impl TestPlatform {
         *self.shared.score_stall.lock().expect("lock") = stall;
     }
 
+    /// The line items container takes `stall` before answering each request.
+    pub fn stall_container(&self, stall: Duration) {
+        *self.shared.container_stall.lock().expect("lock") = stall;
+    }
+
     /// How many score requests arrived, counting those still stalled (which
     /// [`Self::score_requests`] lists only once they are answered).
     pub fn score_arrivals(&self) -> usize {
@@ -755,6 +763,10 @@ async fn ags_route(
     let stall = *shared.score_stall.lock().expect("lock");
     if path != "/lineitems" && !stall.is_zero() {
         tokio::time::sleep(stall).await;
+    }
+    let container_stall = *shared.container_stall.lock().expect("lock");
+    if path == "/lineitems" && !container_stall.is_zero() {
+        tokio::time::sleep(container_stall).await;
     }
     let mut ags = shared.ags.lock().expect("lock");
     let is_scores = path != "/lineitems";

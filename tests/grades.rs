@@ -105,6 +105,30 @@ struct Setup {
     http: reqwest::Client,
 }
 
+impl Setup {
+    fn new(platform: TestPlatform, upstream: TestUpstream, gw: Gateway) -> Self {
+        Self {
+            platform,
+            upstream,
+            gw,
+            browser: Browser::new(),
+            http: reqwest::Client::new(),
+        }
+    }
+}
+
+/// Launches problems q1..=q`n` of the course, each graded with line item
+/// 10 + i, in the setup's browser; their usage keys.
+async fn launch_problems(s: &Setup, n: u32) -> Vec<String> {
+    let problems: Vec<String> = (1..=n)
+        .map(|i| format!("block-v1:OrgX+CS101+2026+type@problem+block@q{i}"))
+        .collect();
+    for (i, p) in problems.iter().enumerate() {
+        launch_graded(s, p, &format!("rl-q{i}"), 10 + i as u32).await;
+    }
+    problems
+}
+
 async fn start_gateway(
     platform: &TestPlatform,
     upstream: &TestUpstream,
@@ -1023,19 +1047,8 @@ async fn two_gateways_on_one_redis_deliver_each_score_once() {
     )
     .await;
     let a = start_gateway(&platform, &upstream, &grades_table("127.0.0.1:0", ""), opts).await;
-    let s = Setup {
-        platform,
-        upstream,
-        gw: a,
-        browser: Browser::new(),
-        http: reqwest::Client::new(),
-    };
-    let problems: Vec<String> = (1..=5)
-        .map(|i| format!("block-v1:OrgX+CS101+2026+type@problem+block@q{i}"))
-        .collect();
-    for (i, p) in problems.iter().enumerate() {
-        launch_graded(&s, p, &format!("rl-q{i}"), 10 + i as u32).await;
-    }
+    let s = Setup::new(platform, upstream, a);
+    let problems = launch_problems(&s, 5).await;
     let user = username(&s, &problems[0]).await;
 
     // The first attempt of each fails, so both workers race for the retries.
@@ -1289,19 +1302,8 @@ async fn a_hanging_platform_delays_only_its_own_scores() {
     )
     .await;
     fast.set_tool_jwks_url(&gw.url("/lti/1p3/pub/jwks/"));
-    let s = Setup {
-        platform: slow,
-        upstream,
-        gw,
-        browser: Browser::new(),
-        http: reqwest::Client::new(),
-    };
-    let problems: Vec<String> = (1..=6)
-        .map(|i| format!("block-v1:OrgX+CS101+2026+type@problem+block@q{i}"))
-        .collect();
-    for (i, p) in problems.iter().enumerate() {
-        launch_graded(&s, p, &format!("rl-q{i}"), 10 + i as u32).await;
-    }
+    let s = Setup::new(slow, upstream, gw);
+    let problems = launch_problems(&s, 6).await;
     let slow_user = username(&s, &problems[0]).await;
     let fast_browser = Browser::new();
     for (i, p) in [P2, P3].iter().enumerate() {
@@ -1400,13 +1402,7 @@ async fn a_replica_renews_its_lease_while_a_delivery_runs_long() {
     let opts = on_redis(&redis);
     let grades = grades_table("127.0.0.1:0", "");
     let a = start_gateway(&platform, &upstream, &grades, opts.clone()).await;
-    let s = Setup {
-        platform,
-        upstream,
-        gw: a,
-        browser: Browser::new(),
-        http: reqwest::Client::new(),
-    };
+    let s = Setup::new(platform, upstream, a);
     launch_graded(&s, P1, "rl-1", 1).await;
     let user = username(&s, P1).await;
     s.platform.stall_scores(Duration::from_secs(120));
@@ -1496,13 +1492,7 @@ async fn private_addresses_need_the_registration_to_allow_them() {
         },
     )
     .await;
-    let s = Setup {
-        platform,
-        upstream,
-        gw,
-        browser: Browser::new(),
-        http: reqwest::Client::new(),
-    };
+    let s = Setup::new(platform, upstream, gw);
     launch_graded(&s, P1, "rl-1", 1).await;
     let user = username(&s, P1).await;
     accepted(&s, &event(&user, P1, 5.0, 10.0, MODIFIED)).await;

@@ -335,6 +335,19 @@ async fn attempted(platform: &TestPlatform, n: usize) -> Vec<AgsRequest> {
     .await
 }
 
+/// Waits until one delivery is parked; its last error.
+async fn parked_error(s: &Setup) -> String {
+    let failed = until("the delivery to be parked", || async {
+        let list = deliveries(&s.http, &s.gw, true).await;
+        (list.len() == 1).then_some(list)
+    })
+    .await;
+    failed[0]["last_error"]
+        .as_str()
+        .expect("last_error")
+        .to_owned()
+}
+
 /// Waits until the queue is empty.
 async fn drained(http: &reqwest::Client, gw: &Gateway) {
     until("the queue to drain", || async {
@@ -1459,12 +1472,8 @@ async fn a_line_item_on_another_origin_gets_no_token() {
     .await;
     let user = username(&s, P1).await;
     accepted(&s, &event(&user, P1, 5.0, 10.0, MODIFIED)).await;
-    let failed = until("the delivery to be parked", || async {
-        let list = deliveries(&s.http, &s.gw, true).await;
-        (list.len() == 1).then_some(list)
-    })
-    .await;
-    let error = failed[0]["last_error"].as_str().expect("last_error");
+    let error = parked_error(&s).await;
+    let error = error.as_str();
     assert!(
         error.contains("service_origins") && error.contains(&elsewhere.base_url()),
         "{error}"
@@ -1496,12 +1505,8 @@ async fn private_addresses_need_the_registration_to_allow_them() {
     launch_graded(&s, P1, "rl-1", 1).await;
     let user = username(&s, P1).await;
     accepted(&s, &event(&user, P1, 5.0, 10.0, MODIFIED)).await;
-    let failed = until("the delivery to be parked", || async {
-        let list = deliveries(&s.http, &s.gw, true).await;
-        (list.len() == 1).then_some(list)
-    })
-    .await;
-    let error = failed[0]["last_error"].as_str().expect("last_error");
+    let error = parked_error(&s).await;
+    let error = error.as_str();
     assert!(error.contains("allow_private_addresses"), "{error}");
     assert!(s.platform.token_requests().is_empty());
     assert!(s.platform.score_requests().is_empty());
